@@ -1,0 +1,28 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace imengine {
+
+// Every engine flag with its default (docs/PROTOCOL.md and README list them).
+struct engine_config {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  std::string data = "./data";
+  std::string node = "n1";
+  std::string auth = "none";      // none | jwt
+  std::string jwt_secret;
+  std::string sync = "full";      // full | none
+  uint32_t large_group = 500;
+  uint32_t retransmit_ms = 3000;
+  uint32_t max_retransmits = 5;
+  uint32_t heartbeat_ms = 15000;
+  uint32_t max_frame = 65536;
+  uint64_t dedupe_ttl = 86400;    // seconds
+  uint64_t map_size_mb = 65536;   // LMDB map size (address space, not disk)
+  uint32_t io_threads = 1;
+  uint32_t push_window = 1024;    // unacked pushes per connection before pausing
+};
+
+} // namespace imengine

@@ -1,0 +1,126 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/error.hpp"
+#include "engine/message.hpp"
+#include "engine/result.hpp"
+
+// The frame codec: bytes <-> objects (JSON text frames, msgpack binary
+// frames with the same keys), typed parsing of every client frame, and the
+// builders of every server frame. Pure: no CAF, Beast or LMDB.
+namespace imengine {
+
+using json = nlohmann::json;
+
+enum class encoding : uint8_t { json, msgpack };
+
+// Decodes one frame into an object with a string `t`. Errors: bad_frame
+// (not JSON/msgpack, not an object, `t` missing or not a string, `req`
+// present but not an integer).
+result<json> decode_frame(std::string_view data, encoding enc);
+
+// Encodes an object as JSON text or msgpack bytes.
+std::string encode_frame(const json& obj, encoding enc);
+
+// The `req` of a decoded frame, if it carries an integer one.
+std::optional<int64_t> request_id(const json& frame);
+
+// ---- client frames, typed. Every parse_* fails with bad_frame and a
+// message naming the field when a field is missing, of the wrong type, or
+// a malformed identifier.
+
+struct auth_req {
+  std::string user, device, token;   // token may be empty
+};
+
+struct send_item {
+  std::string cmid;
+  std::string type = "text";
+  std::string body;
+  std::string ex;      // JSON text of the `ex` object, empty when absent
+  uint8_t prio = 0;    // 0 or 1
+};
+
+struct send_req {
+  std::string conv;    // validated with parse_conv
+  send_item item;
+};
+
+struct send_batch_req {
+  std::string conv;
+  std::vector<send_item> items;   // 1..max_batch, cmids distinct
+};
+
+struct ack_req { uint64_t iseq = 0; };
+
+struct sync_req {
+  uint64_t after = 0;
+  uint32_t limit = 100;   // clamped to 1..max_page
+};
+
+struct history_req {
+  std::string conv;
+  std::optional<uint64_t> after;    // exactly one of after/before;
+  std::optional<uint64_t> before;   // neither means after=0
+  uint32_t limit = 50;              // clamped to 1..max_page
+};
+
+struct read_req {
+  std::string conv;
+  uint64_t seq = 0;
+};
+
+struct conv_req { std::string conv; };   // group_info, join, leave, typing
+
+struct members_req {                     // group_create, group_add, group_remove
+  std::string conv;                      // must be a g: id
+  std::vector<std::string> members;      // valid user ids, 0..max_members
+};
+
+struct presence_sub_req { std::vector<std::string> users; };
+
+constexpr size_t max_batch = 100;
+constexpr uint32_t max_page = 1000;
+constexpr size_t max_members = 10000;
+
+result<auth_req> parse_auth(const json& f);
+result<send_req> parse_send(const json& f);
+result<send_batch_req> parse_send_batch(const json& f);
+result<ack_req> parse_ack(const json& f);
+result<sync_req> parse_sync(const json& f);
+result<history_req> parse_history(const json& f);
+result<read_req> parse_read(const json& f);
+result<conv_req> parse_conv_req(const json& f);
+result<members_req> parse_members(const json& f);
+result<presence_sub_req> parse_presence_sub(const json& f);
+
+// ---- server frames. `req` is echoed when present.
+
+using req_id = std::optional<int64_t>;
+
+json auth_ok_frame(req_id req, std::string_view user, std::string_view device,
+                   uint64_t iseq, std::string_view node);
+json ack_frame(req_id req, std::string_view cmid, std::string_view conv,
+               uint64_t seq, uint64_t mid, int64_t ts, bool dup);
+json ack_batch_frame(req_id req, std::string_view conv, uint64_t first_seq,
+                     uint64_t last_seq, const std::vector<uint64_t>& mids, bool dup);
+// A `msg` push or list entry; `iseq` is present for inbox messages only.
+json msg_frame(const message& m, std::optional<uint64_t> iseq);
+json sync_result_frame(req_id req,
+                       const std::vector<std::pair<uint64_t, message>>& msgs,
+                       bool more);
+json history_result_frame(req_id req, std::string_view conv,
+                          const std::vector<message>& msgs, bool more);
+json ok_frame(req_id req);
+json pong_frame(req_id req);
+json error_frame(req_id req, errc code, std::string_view msg);
+
+} // namespace imengine

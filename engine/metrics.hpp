@@ -1,0 +1,48 @@
+#pragma once
+
+#include <memory>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace imengine {
+
+// A Prometheus histogram with fixed upper bounds; lock-free, any thread.
+class histogram {
+public:
+  explicit histogram(std::vector<double> bounds);
+  void observe(double v) noexcept;
+  // Appends the `_bucket`, `_sum` and `_count` lines of metric `name`.
+  void render(std::string& out, const std::string& name, const std::string& help) const;
+
+private:
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;   // bounds_.size() + 1 (+Inf)
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_micros_{0};                 // sum * 1e6
+};
+
+// The engine's counters and gauges, rendered by GET /metrics.
+struct metrics {
+  std::atomic<int64_t> connections{0};          // gauge: open WebSocket connections
+  std::atomic<uint64_t> connections_total{0};
+  std::atomic<uint64_t> frames_in{0};
+  std::atomic<uint64_t> bad_frames{0};
+  std::atomic<uint64_t> messages_accepted{0};   // committed by a send/send_batch
+  std::atomic<uint64_t> duplicates{0};          // resends answered with dup:true
+  std::atomic<uint64_t> pushes{0};              // msg frames pushed (first attempt)
+  std::atomic<uint64_t> retransmits{0};
+  std::atomic<uint64_t> inbox_appends{0};
+  std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> commit_errors{0};
+  histogram commit_batch_size{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}};
+  histogram commit_seconds{{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                            0.01, 0.025, 0.05, 0.1, 0.25, 1}};
+
+  // Prometheus text exposition format (version 0.0.4), names prefixed
+  // `imengine_`.
+  std::string render() const;
+};
+
+} // namespace imengine

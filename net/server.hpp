@@ -1,0 +1,70 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "engine/frame_sink.hpp"
+
+namespace imengine::net {
+
+// The inbound half of a client connection: what the server calls for each
+// complete WebSocket message, on an io thread, in arrival order.
+class frame_handler {
+public:
+  virtual ~frame_handler() = default;
+  virtual void on_frame(std::string data, bool binary) = 0;
+  // Called once when the connection is gone (closed by either side, dropped
+  // by the heartbeat, or failed). No on_frame follows.
+  virtual void on_close() = 0;
+};
+
+struct server_options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;                      // 0 picks a free port
+  std::chrono::milliseconds heartbeat{15000}; // ping period; silent 2x -> drop
+  size_t read_limit = 1 << 20;               // larger messages close with 1009
+  size_t max_queue = 8192;                   // queued frames before closing 4003
+  unsigned threads = 1;                      // io threads
+};
+
+struct http_handlers {
+  std::function<std::string()> metrics;      // body of GET /metrics
+};
+
+// Called for each accepted WebSocket (on an io thread); returns the handler
+// that receives its frames. The sink stays valid as long as it is held, but
+// sends to a closed connection are dropped.
+using open_handler =
+  std::function<std::shared_ptr<frame_handler>(std::shared_ptr<frame_sink>)>;
+
+// Plain HTTP and WebSocket on one port: GET /healthz, GET /metrics, GET /
+// (the browser demo client), and the WebSocket upgrade at /ws.
+class server {
+public:
+  server(server_options opts, open_handler on_open, http_handlers http);
+  ~server();   // stop()
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Binds, listens and starts the io threads. Returns the bound port.
+  // Throws std::system_error when the address cannot be bound.
+  uint16_t start();
+
+  // Stops accepting; open connections continue.
+  void stop_accepting();
+
+  // Closes every open WebSocket with this code (1001: going away).
+  void close_all(uint16_t code = 1001);
+
+  // Stops accepting, closes everything, joins the io threads. Idempotent.
+  void stop();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace imengine::net

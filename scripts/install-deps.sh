@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages imengine builds and tests with. Idempotent:
+# does nothing when everything is present already.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config ccache
+      libboost-dev libcaf-dev liblmdb-dev libmsgpack-cxx-dev doctest-dev
+      nlohmann-json3-dev libspdlog-dev libssl-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
