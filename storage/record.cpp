@@ -1,0 +1,129 @@
+#include "storage/record.hpp"
+
+#include <msgpack.hpp>
+
+namespace imengine::storage {
+
+namespace {
+
+using packer = msgpack::packer<msgpack::sbuffer>;
+
+std::string to_string(const msgpack::sbuffer& buf) {
+  return std::string(buf.data(), buf.size());
+}
+
+// Unpacks `bytes` as an array of at least `min_size` elements and hands the
+// elements to `f`; nullopt on any malformed input.
+template <class T, class F>
+std::optional<T> unpack_array(std::string_view bytes, uint32_t min_size, F f) {
+  try {
+    auto handle = msgpack::unpack(bytes.data(), bytes.size());
+    const auto& obj = handle.get();
+    if (obj.type != msgpack::type::ARRAY || obj.via.array.size < min_size)
+      return std::nullopt;
+    T out;
+    f(obj.via.array.ptr, obj.via.array.size, out);
+    return out;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+} // namespace
+
+std::string encode(const message& m) {
+  msgpack::sbuffer buf(64 + m.body.size() + m.ex.size());
+  packer pk(buf);
+  pk.pack_array(11);
+  pk.pack(m.conv).pack(m.seq).pack(m.mid).pack(m.from).pack(m.device)
+    .pack(m.cmid).pack(m.type).pack(m.body).pack(m.ex).pack(m.ts)
+    .pack(static_cast<unsigned>(m.prio));
+  return to_string(buf);
+}
+
+std::optional<message> decode_message(std::string_view bytes) {
+  return unpack_array<message>(bytes, 11, [](const msgpack::object* a, uint32_t, message& m) {
+    a[0].convert(m.conv);
+    a[1].convert(m.seq);
+    a[2].convert(m.mid);
+    a[3].convert(m.from);
+    a[4].convert(m.device);
+    a[5].convert(m.cmid);
+    a[6].convert(m.type);
+    a[7].convert(m.body);
+    a[8].convert(m.ex);
+    a[9].convert(m.ts);
+    unsigned prio = 0;
+    a[10].convert(prio);
+    m.prio = static_cast<uint8_t>(prio);
+  });
+}
+
+std::string encode(const conv_meta& m) {
+  msgpack::sbuffer buf;
+  packer pk(buf);
+  pk.pack_array(4);
+  pk.pack(static_cast<unsigned>(m.kind)).pack(m.last_seq).pack(m.fanout_seq).pack(m.created_ms);
+  return to_string(buf);
+}
+
+std::optional<conv_meta> decode_conv_meta(std::string_view bytes) {
+  return unpack_array<conv_meta>(bytes, 4, [](const msgpack::object* a, uint32_t, conv_meta& m) {
+    unsigned kind = 0;
+    a[0].convert(kind);
+    m.kind = static_cast<uint8_t>(kind);
+    a[1].convert(m.last_seq);
+    a[2].convert(m.fanout_seq);
+    a[3].convert(m.created_ms);
+  });
+}
+
+std::string encode(const user_conv& m) {
+  msgpack::sbuffer buf;
+  packer pk(buf);
+  pk.pack_array(2);
+  pk.pack(m.read_seq).pack(m.delivered_seq);
+  return to_string(buf);
+}
+
+std::optional<user_conv> decode_user_conv(std::string_view bytes) {
+  return unpack_array<user_conv>(bytes, 2, [](const msgpack::object* a, uint32_t, user_conv& m) {
+    a[0].convert(m.read_seq);
+    a[1].convert(m.delivered_seq);
+  });
+}
+
+std::string encode(const user_meta& m) {
+  msgpack::sbuffer buf;
+  packer pk(buf);
+  pk.pack_array(2);
+  pk.pack(m.last_iseq).pack(m.acked);
+  return to_string(buf);
+}
+
+std::optional<user_meta> decode_user_meta(std::string_view bytes) {
+  return unpack_array<user_meta>(bytes, 2, [](const msgpack::object* a, uint32_t, user_meta& m) {
+    a[0].convert(m.last_iseq);
+    a[1].convert(m.acked);
+  });
+}
+
+std::string encode(const dedupe_entry& m) {
+  msgpack::sbuffer buf;
+  packer pk(buf);
+  pk.pack_array(5);
+  pk.pack(m.conv).pack(m.seq).pack(m.mid).pack(m.ts).pack(m.expires_s);
+  return to_string(buf);
+}
+
+std::optional<dedupe_entry> decode_dedupe(std::string_view bytes) {
+  return unpack_array<dedupe_entry>(bytes, 5, [](const msgpack::object* a, uint32_t, dedupe_entry& m) {
+    a[0].convert(m.conv);
+    a[1].convert(m.seq);
+    a[2].convert(m.mid);
+    a[3].convert(m.ts);
+    a[4].convert(m.expires_s);
+  });
+}
+
+} // namespace imengine::storage

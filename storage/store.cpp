@@ -1,0 +1,215 @@
+#include "storage/store.hpp"
+
+#include <filesystem>
+
+namespace imengine::storage {
+
+namespace {
+
+MDB_dbi open_db(txn& t, const char* name) {
+  MDB_dbi db;
+  check(mdb_dbi_open(t.handle(), name, MDB_CREATE, &db), name);
+  return db;
+}
+
+// Walks keys `name \0 be64(n)` from `start` in one direction, collecting at
+// most `limit` decoded values; `more` tells whether another one follows.
+template <class T, class Decode>
+page<T> scan(const txn& t, MDB_dbi db, std::string_view name, uint64_t start,
+             bool ascending, uint32_t limit, Decode decode) {
+  page<T> out;
+  auto prefix = key_prefix(name);
+  cursor c(t, db);
+  bool ok;
+  if (ascending) {
+    ok = start == UINT64_MAX ? false : c.seek(seq_key(name, start + 1));
+  } else {
+    // Position at the first key >= start, then step back once.
+    ok = c.seek(seq_key(name, start)) ? c.prev() : c.last();
+  }
+  while (ok && c.key().substr(0, prefix.size()) == prefix) {
+    if (out.items.size() == limit) {
+      out.more = true;
+      break;
+    }
+    if (auto v = decode(get_be64(c.key().substr(prefix.size())), c.value()))
+      out.items.push_back(std::move(*v));
+    ok = ascending ? c.next() : c.prev();
+  }
+  return out;
+}
+
+} // namespace
+
+store::store(const store_options& opts) {
+  std::filesystem::create_directories(opts.path);
+  check(mdb_env_create(&env_), "mdb_env_create");
+  try {
+    check(mdb_env_set_maxdbs(env_, 16), "mdb_env_set_maxdbs");
+    check(mdb_env_set_mapsize(env_, opts.map_size_mb << 20), "mdb_env_set_mapsize");
+    // NOTLS: CAF moves actors between threads, so a read txn may end on
+    // another thread than it began.
+    unsigned flags = MDB_NOTLS;
+    if (!opts.sync)
+      flags |= MDB_NOSYNC;
+    check(mdb_env_open(env_, opts.path.c_str(), flags, 0644), "mdb_env_open");
+    txn t(env_, false);
+    msgs_ = open_db(t, "msgs");
+    convs_ = open_db(t, "convs");
+    user_convs_ = open_db(t, "user_convs");
+    inbox_ = open_db(t, "inbox");
+    users_ = open_db(t, "users");
+    dedupe_ = open_db(t, "dedupe");
+    fanout_ = open_db(t, "fanout");
+    t.commit();
+  } catch (...) {
+    mdb_env_close(env_);
+    throw;
+  }
+}
+
+store::~store() {
+  mdb_env_close(env_);
+}
+
+std::optional<conv_meta> store::conv(const txn& t, std::string_view conv) const {
+  auto v = t.get(convs_, conv);
+  return v ? decode_conv_meta(*v) : std::nullopt;
+}
+
+std::optional<message> store::message_at(const txn& t, std::string_view conv,
+                                         uint64_t seq) const {
+  auto v = t.get(msgs_, seq_key(conv, seq));
+  return v ? decode_message(*v) : std::nullopt;
+}
+
+page<message> store::messages_after(const txn& t, std::string_view conv,
+                                    uint64_t after, uint32_t limit) const {
+  return scan<message>(t, msgs_, conv, after, true, limit,
+                       [](uint64_t, std::string_view v) { return decode_message(v); });
+}
+
+page<message> store::messages_before(const txn& t, std::string_view conv,
+                                     uint64_t before, uint32_t limit) const {
+  return scan<message>(t, msgs_, conv, before, false, limit,
+                       [](uint64_t, std::string_view v) { return decode_message(v); });
+}
+
+std::optional<dedupe_entry> store::dedupe(const txn& t, std::string_view user,
+                                          std::string_view cmid) const {
+  auto v = t.get(dedupe_, pair_key(user, cmid));
+  return v ? decode_dedupe(*v) : std::nullopt;
+}
+
+user_meta store::user(const txn& t, std::string_view user) const {
+  auto v = t.get(users_, user);
+  if (!v)
+    return {};
+  return decode_user_meta(*v).value_or(user_meta{});
+}
+
+user_conv store::user_conv_of(const txn& t, std::string_view user,
+                              std::string_view conv) const {
+  auto v = t.get(user_convs_, pair_key(user, conv));
+  if (!v)
+    return {};
+  return decode_user_conv(*v).value_or(user_conv{});
+}
+
+page<inbox_entry> store::inbox_after(const txn& t, std::string_view user,
+                                     uint64_t after, uint32_t limit) const {
+  return scan<inbox_entry>(t, inbox_, user, after, true, limit,
+                           [](uint64_t iseq, std::string_view v) -> std::optional<inbox_entry> {
+                             auto m = decode_message(v);
+                             if (!m)
+                               return std::nullopt;
+                             return inbox_entry{iseq, std::move(*m)};
+                           });
+}
+
+std::vector<std::string> store::pending_fanouts(const txn& t) const {
+  std::vector<std::string> out;
+  cursor c(t, fanout_);
+  for (bool ok = c.first(); ok; ok = c.next())
+    out.emplace_back(c.key());
+  return out;
+}
+
+errc store::commit_messages(txn& t, std::string_view conv, uint8_t kind,
+                            const std::vector<message>& msgs,
+                            int64_t dedupe_expires_s) {
+  if (msgs.empty())
+    return errc::none;
+  auto meta = this->conv(t, conv).value_or(conv_meta{});
+  auto first = msgs.front().seq;
+  if (meta.last_seq + 1 != first)
+    return errc::internal;   // gapless: seq k commits only after k-1
+  for (size_t i = 0; i < msgs.size(); ++i)
+    if (msgs[i].seq != first + i || msgs[i].conv != conv)
+      return errc::internal;
+  if (meta.created_ms == 0) {
+    meta.kind = kind;
+    meta.created_ms = msgs.front().ts;
+  }
+  for (const auto& m : msgs) {
+    t.put(msgs_, seq_key(conv, m.seq), encode(m));
+    if (!m.cmid.empty()) {
+      dedupe_entry d{m.conv, m.seq, m.mid, m.ts, dedupe_expires_s};
+      t.put_new(dedupe_, pair_key(m.from, m.cmid), encode(d));
+    }
+  }
+  meta.last_seq = msgs.back().seq;
+  t.put(convs_, conv, encode(meta));
+  t.put(fanout_, conv, "");
+  return errc::none;
+}
+
+errc store::append_inbox(txn& t, std::string_view user, uint64_t first_iseq,
+                         const std::vector<message>& msgs) {
+  auto meta = this->user(t, user);
+  if (meta.last_iseq + 1 != first_iseq)
+    return errc::internal;
+  auto iseq = first_iseq;
+  for (const auto& m : msgs) {
+    t.put(inbox_, seq_key(user, iseq++), encode(m));
+    auto uc = user_conv_of(t, user, m.conv);
+    uc.delivered_seq = std::max(uc.delivered_seq, m.seq);
+    if (m.from == user)
+      uc.read_seq = std::max(uc.read_seq, m.seq);
+    t.put(user_convs_, pair_key(user, m.conv), encode(uc));
+  }
+  meta.last_iseq = iseq - 1;
+  t.put(users_, user, encode(meta));
+  return errc::none;
+}
+
+void store::set_fanout(txn& t, std::string_view conv, uint64_t fanout_seq) {
+  auto meta = this->conv(t, conv);
+  if (!meta || fanout_seq <= meta->fanout_seq)
+    return;
+  meta->fanout_seq = std::min(fanout_seq, meta->last_seq);
+  t.put(convs_, conv, encode(*meta));
+  if (meta->fanout_seq == meta->last_seq)
+    t.del(fanout_, conv);
+}
+
+void store::set_acked(txn& t, std::string_view user, std::string_view device,
+                      uint64_t iseq) {
+  auto meta = this->user(t, user);
+  auto& cur = meta.acked[std::string(device)];
+  if (iseq <= cur)
+    return;
+  cur = std::min(iseq, meta.last_iseq);
+  t.put(users_, user, encode(meta));
+}
+
+void store::set_read(txn& t, std::string_view user, std::string_view conv,
+                     uint64_t seq) {
+  auto uc = user_conv_of(t, user, conv);
+  if (seq <= uc.read_seq)
+    return;
+  uc.read_seq = seq;
+  t.put(user_convs_, pair_key(user, conv), encode(uc));
+}
+
+} // namespace imengine::storage

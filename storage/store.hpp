@@ -1,0 +1,93 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "engine/error.hpp"
+#include "engine/message.hpp"
+#include "storage/lmdb.hpp"
+#include "storage/record.hpp"
+
+// The store adapter: the node's one LMDB environment and every typed read
+// and write the actors need. Reads work in any transaction; writes run only
+// inside the storage writer's transaction and check before they write, so a
+// failed check leaves the transaction as it was.
+//
+// Named databases (keys: `a \0 b`, `a \0 be64(n)`):
+//   msgs        conv \0 seq        -> message
+//   convs       conv               -> conv_meta
+//   user_convs  user \0 conv       -> user_conv (read/delivered positions)
+//   inbox       user \0 iseq       -> message copy (write diffusion)
+//   users       user               -> user_meta (inbox head, device acks)
+//   dedupe      user \0 cmid       -> dedupe_entry (the original ack)
+//   fanout      conv               -> "" while some inbox copies are missing
+namespace imengine::storage {
+
+struct store_options {
+  std::string path;
+  bool sync = true;            // fsync at every commit
+  uint64_t map_size_mb = 65536;
+};
+
+template <class T>
+struct page {
+  std::vector<T> items;
+  bool more = false;
+};
+
+using inbox_entry = std::pair<uint64_t, message>;   // (iseq, message)
+
+class store {
+public:
+  explicit store(const store_options& opts);   // throws lmdb_error
+  ~store();
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  txn read() const { return txn(env_, true); }
+  txn write() { return txn(env_, false); }
+
+  // ---- reads
+  std::optional<conv_meta> conv(const txn& t, std::string_view conv) const;
+  std::optional<message> message_at(const txn& t, std::string_view conv, uint64_t seq) const;
+  // Ascending from seq > after.
+  page<message> messages_after(const txn& t, std::string_view conv, uint64_t after, uint32_t limit) const;
+  // Descending from seq < before.
+  page<message> messages_before(const txn& t, std::string_view conv, uint64_t before, uint32_t limit) const;
+  std::optional<dedupe_entry> dedupe(const txn& t, std::string_view user, std::string_view cmid) const;
+  user_meta user(const txn& t, std::string_view user) const;
+  user_conv user_conv_of(const txn& t, std::string_view user, std::string_view conv) const;
+  // Ascending from iseq > after.
+  page<inbox_entry> inbox_after(const txn& t, std::string_view user, uint64_t after, uint32_t limit) const;
+  std::vector<std::string> pending_fanouts(const txn& t) const;
+
+  // ---- writes
+  // Appends consecutive messages (msgs[i].seq = first + i) to `conv`,
+  // creating it if new. Fails (internal) unless the stored last_seq is
+  // first - 1. Records a dedupe entry per message (an existing one is kept)
+  // and marks the conversation as having a fan-out to finish.
+  errc commit_messages(txn& t, std::string_view conv, uint8_t kind,
+                       const std::vector<message>& msgs, int64_t dedupe_expires_s);
+  // Appends inbox copies with iseq = first_iseq + i. Fails (internal) unless
+  // the user's stored head is first_iseq - 1. Moves delivered_seq of each
+  // message's conversation, and read_seq for the user's own messages.
+  errc append_inbox(txn& t, std::string_view user, uint64_t first_iseq,
+                    const std::vector<message>& msgs);
+  // Records that every seq <= fanout_seq is in every inbox.
+  void set_fanout(txn& t, std::string_view conv, uint64_t fanout_seq);
+  // Moves a device's acked position forward (never back).
+  void set_acked(txn& t, std::string_view user, std::string_view device, uint64_t iseq);
+  // Moves a read position forward (never back).
+  void set_read(txn& t, std::string_view user, std::string_view conv, uint64_t seq);
+
+private:
+  MDB_env* env_ = nullptr;
+  MDB_dbi msgs_ = 0, convs_ = 0, user_convs_ = 0, inbox_ = 0, users_ = 0,
+          dedupe_ = 0, fanout_ = 0;
+};
+
+} // namespace imengine::storage

@@ -1,0 +1,156 @@
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <random>
+
+#include "storage/store.hpp"
+
+using namespace imengine;
+using namespace imengine::storage;
+
+namespace {
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    std::random_device rd;
+    path = std::filesystem::temp_directory_path()
+           / ("imengine-store-" + std::to_string(rd()) + std::to_string(rd()));
+  }
+  ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+message make_msg(std::string conv, uint64_t seq, std::string from, std::string cmid) {
+  message m;
+  m.conv = std::move(conv);
+  m.seq = seq;
+  m.mid = 1000 + seq;
+  m.from = std::move(from);
+  m.device = "d1";
+  m.cmid = std::move(cmid);
+  m.body = "body " + std::to_string(seq);
+  m.ex = R"({"k":1})";
+  m.ts = 1700000000000 + static_cast<int64_t>(seq);
+  return m;
+}
+
+} // namespace
+
+TEST_CASE("records round-trip through msgpack") {
+  auto m = make_msg("dm:a:b", 7, "a", "c7");
+  m.prio = 1;
+  auto back = decode_message(encode(m));
+  REQUIRE(back);
+  CHECK(*back == m);
+  CHECK_FALSE(decode_message("\x01garbage"));
+  CHECK_FALSE(decode_message(""));
+  user_meta u{42, {{"phone", 40}, {"web", 41}}};
+  auto ub = decode_user_meta(encode(u));
+  REQUIRE(ub);
+  CHECK(ub->last_iseq == 42);
+  CHECK(ub->acked == u.acked);
+}
+
+TEST_CASE("commit_messages is gapless and survives reopening") {
+  temp_dir dir;
+  {
+    store s({dir.path.string(), false, 64});
+    auto t = s.write();
+    CHECK(s.commit_messages(t, "dm:a:b", 0, {make_msg("dm:a:b", 1, "a", "c1")}, 100) == errc::none);
+    // seq 3 without 2: refused, nothing written
+    CHECK(s.commit_messages(t, "dm:a:b", 0, {make_msg("dm:a:b", 3, "a", "c3")}, 100) == errc::internal);
+    // a batch must be consecutive
+    CHECK(s.commit_messages(t, "dm:a:b", 0, {make_msg("dm:a:b", 2, "a", "c2"), make_msg("dm:a:b", 4, "a", "c4")}, 100) == errc::internal);
+    CHECK(s.commit_messages(t, "dm:a:b", 0, {make_msg("dm:a:b", 2, "a", "c2"), make_msg("dm:a:b", 3, "b", "c3")}, 100) == errc::none);
+    // another conversation has its own sequence
+    CHECK(s.commit_messages(t, "dm:a:c", 0, {make_msg("dm:a:c", 1, "a", "x1")}, 100) == errc::none);
+    t.commit();
+  }
+  store s({dir.path.string(), false, 64});
+  auto t = s.read();
+  auto meta = s.conv(t, "dm:a:b");
+  REQUIRE(meta);
+  CHECK(meta->last_seq == 3);
+  CHECK_FALSE(s.message_at(t, "dm:a:b", 4));
+  auto d = s.dedupe(t, "b", "c3");
+  REQUIRE(d);
+  CHECK(d->seq == 3);
+  CHECK(d->mid == 1003);
+  CHECK_FALSE(s.dedupe(t, "a", "c3"));
+  auto pending = s.pending_fanouts(t);
+  CHECK(pending == std::vector<std::string>{"dm:a:b", "dm:a:c"});
+}
+
+TEST_CASE("message pages after and before, bounded by conversation") {
+  temp_dir dir;
+  store s({dir.path.string(), false, 64});
+  {
+    auto t = s.write();
+    std::vector<message> msgs;
+    for (uint64_t i = 1; i <= 10; ++i)
+      msgs.push_back(make_msg("g:x", i, "a", "m" + std::to_string(i)));
+    REQUIRE(s.commit_messages(t, "g:x", 1, msgs, 100) == errc::none);
+    // neighbours on both sides in key order must not leak into pages
+    REQUIRE(s.commit_messages(t, "g:w", 1, {make_msg("g:w", 1, "a", "w1")}, 100) == errc::none);
+    REQUIRE(s.commit_messages(t, "g:xy", 1, {make_msg("g:xy", 1, "a", "y1")}, 100) == errc::none);
+    t.commit();
+  }
+  auto t = s.read();
+  auto p = s.messages_after(t, "g:x", 0, 4);
+  REQUIRE(p.items.size() == 4);
+  CHECK(p.items.front().seq == 1);
+  CHECK(p.items.back().seq == 4);
+  CHECK(p.more);
+  p = s.messages_after(t, "g:x", 8, 4);
+  REQUIRE(p.items.size() == 2);
+  CHECK(p.items.back().seq == 10);
+  CHECK_FALSE(p.more);
+  p = s.messages_before(t, "g:x", 5, 10);
+  REQUIRE(p.items.size() == 4);
+  CHECK(p.items.front().seq == 4);
+  CHECK(p.items.back().seq == 1);
+  CHECK_FALSE(p.more);
+  p = s.messages_before(t, "g:x", UINT64_MAX, 3);
+  REQUIRE(p.items.size() == 3);
+  CHECK(p.items.front().seq == 10);
+  CHECK(p.more);
+  CHECK(s.messages_after(t, "g:none", 0, 10).items.empty());
+}
+
+TEST_CASE("inbox appends are contiguous and move positions") {
+  temp_dir dir;
+  store s({dir.path.string(), false, 64});
+  auto t = s.write();
+  auto m1 = make_msg("dm:a:b", 1, "a", "c1");
+  auto m2 = make_msg("dm:a:b", 2, "b", "c2");
+  CHECK(s.append_inbox(t, "a", 2, {m1}) == errc::internal);
+  CHECK(s.append_inbox(t, "a", 1, {m1, m2}) == errc::none);
+  CHECK(s.user(t, "a").last_iseq == 2);
+  auto uc = s.user_conv_of(t, "a", "dm:a:b");
+  CHECK(uc.delivered_seq == 2);
+  CHECK(uc.read_seq == 1);   // only a's own message moves a's read position
+  s.set_read(t, "a", "dm:a:b", 2);
+  s.set_read(t, "a", "dm:a:b", 1);   // never back
+  CHECK(s.user_conv_of(t, "a", "dm:a:b").read_seq == 2);
+  s.set_acked(t, "a", "phone", 1);
+  s.set_acked(t, "a", "phone", 0);
+  s.set_acked(t, "a", "phone", 99);   // clamped to the head
+  CHECK(s.user(t, "a").acked.at("phone") == 2);
+  auto p = s.inbox_after(t, "a", 1, 10);
+  REQUIRE(p.items.size() == 1);
+  CHECK(p.items[0].first == 2);
+  CHECK(p.items[0].second == m2);
+}
+
+TEST_CASE("fan-out watermark clears the pending mark at the head") {
+  temp_dir dir;
+  store s({dir.path.string(), false, 64});
+  auto t = s.write();
+  REQUIRE(s.commit_messages(t, "dm:a:b", 0, {make_msg("dm:a:b", 1, "a", "c1"), make_msg("dm:a:b", 2, "a", "c2")}, 100) == errc::none);
+  s.set_fanout(t, "dm:a:b", 1);
+  CHECK(s.pending_fanouts(t).size() == 1);
+  s.set_fanout(t, "dm:a:b", 2);
+  CHECK(s.pending_fanouts(t).empty());
+  CHECK(s.conv(t, "dm:a:b")->fanout_seq == 2);
+}
