@@ -1,0 +1,335 @@
+#include "actors/connection.hpp"
+
+#include <chrono>
+#include <unordered_set>
+
+#include "actors/directory.hpp"
+#include "actors/node_context.hpp"
+#include "engine/jwt.hpp"
+#include "engine/rules.hpp"
+#include "storage/store.hpp"
+
+namespace imengine {
+
+namespace {
+
+using self_ptr = caf::stateful_actor<connection_state>*;
+
+constexpr auto auth_timeout = std::chrono::seconds(10);
+constexpr auto send_timeout = std::chrono::seconds(30);
+constexpr unsigned max_bad_streak = 20;
+
+void reply(self_ptr self, const json& frame, encoding enc) {
+  auto bytes = std::make_shared<const std::string>(encode_frame(frame, enc));
+  self->state.sink->send(std::move(bytes), enc == encoding::msgpack);
+}
+
+// Answers with an error; frames the client got wrong count towards the
+// bad-frame limit, after which the connection is closed with 1008.
+void reply_error(self_ptr self, req_id req, const failure& f, encoding enc) {
+  auto& st = self->state;
+  reply(self, error_frame(req, f.code, f.msg), enc);
+  switch (f.code) {
+    case errc::bad_frame:
+    case errc::unknown_type:
+    case errc::too_large:
+    case errc::unauthorized:
+      st.ctx->metrics->bad_frames++;
+      if (++st.bad_streak >= max_bad_streak && !st.closing) {
+        st.closing = true;
+        st.sink->close(1008, "too many bad frames");
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+// ---- pushes
+
+void arm_timer(self_ptr self) {
+  auto& st = self->state;
+  if (st.timer_armed || st.window.empty())
+    return;
+  st.timer_armed = true;
+  st.progress_mark = st.acked;
+  self->delayed_send(self, std::chrono::milliseconds(st.ctx->cfg.retransmit_ms),
+                     tick_atom::value);
+}
+
+void push(self_ptr self, uint64_t iseq, const message& m) {
+  auto& st = self->state;
+  auto bytes = std::make_shared<const std::string>(encode_frame(msg_frame(m, iseq), st.push_enc));
+  st.window.emplace_back(iseq, bytes);
+  st.pushed = iseq;
+  st.sink->send(std::move(bytes), st.push_enc == encoding::msgpack);
+  st.ctx->metrics->pushes++;
+  arm_timer(self);
+}
+
+// After pushes were skipped for a full window: send what the inbox holds
+// past the last push, as far as the window has room.
+void refill(self_ptr self) {
+  auto& st = self->state;
+  if (!st.behind || st.closing)
+    return;
+  auto room = st.ctx->cfg.push_window - std::min<size_t>(st.window.size(), st.ctx->cfg.push_window);
+  if (room == 0)
+    return;
+  auto t = st.ctx->store->read();
+  auto page = st.ctx->store->inbox_after(t, st.user, st.pushed, static_cast<uint32_t>(room));
+  for (const auto& [iseq, m] : page.items)
+    push(self, iseq, m);
+  st.behind = page.more;
+}
+
+void on_push(self_ptr self, uint64_t iseq, const message& m) {
+  auto& st = self->state;
+  if (!st.authed || st.closing || iseq <= st.pushed)
+    return;
+  if (iseq != st.pushed + 1 || st.window.size() >= st.ctx->cfg.push_window) {
+    st.behind = true;
+    refill(self);
+    return;
+  }
+  push(self, iseq, m);
+}
+
+// Cumulative: everything <= iseq is acked for this device.
+void on_ack(self_ptr self, uint64_t iseq) {
+  auto& st = self->state;
+  if (iseq <= st.acked)
+    return;
+  st.acked = iseq;
+  while (!st.window.empty() && st.window.front().first <= iseq)
+    st.window.pop_front();
+  self->send(st.inbox, ack_atom::value, st.device, iseq);
+  refill(self);
+}
+
+void on_tick(self_ptr self) {
+  auto& st = self->state;
+  st.timer_armed = false;
+  if (st.window.empty() || st.closing)
+    return;
+  if (st.acked > st.progress_mark) {
+    st.attempts = 0;
+  } else if (++st.attempts > st.ctx->cfg.max_retransmits) {
+    st.closing = true;
+    st.sink->close(4002, "pushes not acknowledged");
+    return;
+  } else {
+    for (const auto& entry : st.window)
+      st.sink->send(entry.second, st.push_enc == encoding::msgpack);
+    st.ctx->metrics->retransmits += st.window.size();
+  }
+  arm_timer(self);
+}
+
+// ---- requests
+
+void handle_auth(self_ptr self, const json& f, req_id req, encoding enc) {
+  auto& st = self->state;
+  if (st.authed) {
+    reply_error(self, req, {errc::bad_frame, "already authenticated"}, enc);
+    return;
+  }
+  auto a = parse_auth(f);
+  if (!a) {
+    reply_error(self, req, a.error(), enc);
+    return;
+  }
+  if (st.ctx->cfg.auth == "jwt") {
+    auto sub = verify_jwt(a->token, st.ctx->cfg.jwt_secret, now_ms() / 1000);
+    if (!sub) {
+      reply_error(self, req, sub.error(), enc);
+      return;
+    }
+    if (*sub != a->user) {
+      reply_error(self, req, {errc::unauthorized, "token is for another user"}, enc);
+      return;
+    }
+  }
+  auto inbox = st.ctx->dir->user(a->user);
+  // await: later frames of this connection wait until auth is settled.
+  self->request(inbox, auth_timeout, register_atom::value, a->device,
+                caf::actor_cast<caf::actor>(self))
+    .await(
+      [=](uint64_t head) {
+        auto& st = self->state;
+        st.authed = true;
+        st.user = a->user;
+        st.device = a->device;
+        st.inbox = inbox;
+        st.push_enc = enc;
+        st.pushed = st.acked = head;
+        reply(self, auth_ok_frame(req, st.user, st.device, head, st.ctx->cfg.node), enc);
+      },
+      [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
+}
+
+// Whether the user may read or write `c` on its id alone. Groups and rooms
+// are not served by this version: no g: conversation exists yet, and room
+// membership needs `join`.
+std::optional<failure> check_access(const conv_id& c, const std::string& user) {
+  switch (c.kind) {
+    case conv_kind::dm:
+      if (!dm_member(c, user))
+        return failure{errc::forbidden, "not a member of " + c.name};
+      return std::nullopt;
+    case conv_kind::group:
+      return failure{errc::not_found, "no such group " + c.name};
+    case conv_kind::room:
+      return failure{errc::forbidden, "not a member of " + c.name};
+  }
+  return failure{errc::internal, "unknown conversation kind"};
+}
+
+void handle_send(self_ptr self, const std::string& conv, std::vector<send_item> items,
+                 bool batch, req_id req, encoding enc) {
+  auto& st = self->state;
+  auto c = parse_conv(conv);   // validated by the parser already
+  if (!c) {
+    reply_error(self, req, {errc::bad_frame, "malformed conv"}, enc);
+    return;
+  }
+  if (auto denied = check_access(*c, st.user)) {
+    reply_error(self, req, *denied, enc);
+    return;
+  }
+  std::string cmid = batch ? std::string{} : items.front().cmid;
+  self->request(st.ctx->dir->conversation(*c), send_timeout, send_atom::value, st.user,
+                st.device, std::move(items))
+    .then(
+      [=](send_ack& a) {
+        if (batch)
+          reply(self, ack_batch_frame(req, a.conv, a.first_seq, a.last_seq, a.mids, a.dup), enc);
+        else
+          reply(self, ack_frame(req, cmid, a.conv, a.first_seq, a.mids.front(), a.ts, a.dup), enc);
+      },
+      [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
+}
+
+void handle_sync(self_ptr self, const sync_req& r, req_id req, encoding enc) {
+  auto& st = self->state;
+  on_ack(self, r.after);   // asking for the next page acks the previous
+  auto t = st.ctx->store->read();
+  auto page = st.ctx->store->inbox_after(t, st.user, r.after, r.limit);
+  reply(self, sync_result_frame(req, page.items, page.more), enc);
+}
+
+void handle_history(self_ptr self, const history_req& r, req_id req, encoding enc) {
+  auto& st = self->state;
+  auto c = parse_conv(r.conv);
+  if (!c) {
+    reply_error(self, req, {errc::bad_frame, "malformed conv"}, enc);
+    return;
+  }
+  if (auto denied = check_access(*c, st.user)) {
+    reply_error(self, req, *denied, enc);
+    return;
+  }
+  auto t = st.ctx->store->read();
+  auto page = r.before ? st.ctx->store->messages_before(t, r.conv, *r.before, r.limit)
+                       : st.ctx->store->messages_after(t, r.conv, r.after.value_or(0), r.limit);
+  reply(self, history_result_frame(req, r.conv, page.items, page.more), enc);
+}
+
+// Frame types of the protocol that this version does not serve yet.
+bool planned_type(const std::string& t) {
+  static const std::unordered_set<std::string> planned{
+    "read", "unread", "group_create", "group_add", "group_remove", "group_info",
+    "join", "leave", "presence_sub", "typing"};
+  return planned.count(t) > 0;
+}
+
+template <class Parsed, class F>
+void with_parsed(self_ptr self, Parsed parsed, req_id req, encoding enc, F f) {
+  if (!parsed)
+    reply_error(self, req, parsed.error(), enc);
+  else
+    f(*parsed);
+}
+
+void handle_frame(self_ptr self, const std::string& data, bool binary) {
+  auto& st = self->state;
+  st.ctx->metrics->frames_in++;
+  if (st.closing)
+    return;
+  auto enc = binary ? encoding::msgpack : encoding::json;
+  if (data.size() > st.ctx->cfg.max_frame) {
+    reply_error(self, std::nullopt,
+                {errc::too_large, "frame over " + std::to_string(st.ctx->cfg.max_frame) + " bytes"},
+                enc);
+    return;
+  }
+  auto decoded = decode_frame(data, enc);
+  if (!decoded) {
+    reply_error(self, std::nullopt, decoded.error(), enc);
+    return;
+  }
+  const json& f = *decoded;
+  auto req = request_id(f);
+  const auto& t = f["t"].get_ref<const std::string&>();
+  auto before = st.bad_streak;
+  if (t == "ping") {
+    reply(self, pong_frame(req), enc);
+  } else if (t == "auth") {
+    handle_auth(self, f, req, enc);
+  } else if (!st.authed) {
+    reply_error(self, req, {errc::unauthorized, "authenticate first"}, enc);
+  } else if (t == "send") {
+    with_parsed(self, parse_send(f), req, enc, [&](send_req& r) {
+      handle_send(self, r.conv, {std::move(r.item)}, false, req, enc);
+    });
+  } else if (t == "send_batch") {
+    with_parsed(self, parse_send_batch(f), req, enc, [&](send_batch_req& r) {
+      handle_send(self, r.conv, std::move(r.items), true, req, enc);
+    });
+  } else if (t == "ack") {
+    with_parsed(self, parse_ack(f), req, enc, [&](ack_req& r) { on_ack(self, r.iseq); });
+  } else if (t == "sync") {
+    with_parsed(self, parse_sync(f), req, enc,
+                [&](sync_req& r) { handle_sync(self, r, req, enc); });
+  } else if (t == "history") {
+    with_parsed(self, parse_history(f), req, enc,
+                [&](history_req& r) { handle_history(self, r, req, enc); });
+  } else if (planned_type(t)) {
+    reply_error(self, req, {errc::unknown_type, "'" + t + "' is not served by this version"}, enc);
+  } else {
+    reply_error(self, req, {errc::unknown_type, "unknown frame type '" + t + "'"}, enc);
+  }
+  if (st.bad_streak == before)
+    st.bad_streak = 0;   // a good frame ends the streak
+}
+
+} // namespace
+
+caf::behavior connection_actor(self_ptr self, const node_context* ctx,
+                               std::shared_ptr<frame_sink> sink) {
+  self->state.ctx = ctx;
+  self->state.sink = std::move(sink);
+  ctx->metrics->connections++;
+  ctx->metrics->connections_total++;
+  self->attach_functor([stats = ctx->metrics] { stats->connections--; });
+  return {
+    [=](frame_atom, std::string& data, bool binary) { handle_frame(self, data, binary); },
+    [=](push_atom, uint64_t iseq, message& m) { on_push(self, iseq, m); },
+    [=](tick_atom) { on_tick(self); },
+    [=](kick_atom, uint16_t code) {
+      auto& st = self->state;
+      if (!st.closing) {
+        st.closing = true;
+        st.sink->close(code, "replaced by a newer connection of this device");
+      }
+    },
+    [=](closed_atom) {
+      auto& st = self->state;
+      if (st.inbox)
+        self->send(st.inbox, unregister_atom::value, st.device, caf::actor_cast<caf::actor>(self));
+      self->quit();
+    },
+  };
+}
+
+} // namespace imengine

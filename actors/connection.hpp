@@ -1,0 +1,46 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include <caf/all.hpp>
+
+#include "actors/messages.hpp"
+#include "engine/frame.hpp"
+#include "engine/frame_sink.hpp"
+
+namespace imengine {
+
+struct node_context;
+
+struct connection_state {
+  const node_context* ctx = nullptr;
+  std::shared_ptr<frame_sink> sink;
+  bool authed = false;
+  bool closing = false;
+  std::string user;
+  std::string device;
+  encoding push_enc = encoding::json;   // the auth frame's encoding
+  caf::actor inbox;                     // the user actor
+  unsigned bad_streak = 0;              // bad frames in a row
+  // Push window: pushed and not yet acked, in iseq order.
+  std::deque<std::pair<uint64_t, frame_bytes>> window;
+  uint64_t pushed = 0;     // highest iseq pushed (or known to the client)
+  uint64_t acked = 0;      // highest iseq the client acked
+  bool behind = false;     // pushes skipped while the window was full
+  bool timer_armed = false;
+  uint64_t progress_mark = 0;   // `acked` at the previous retransmit tick
+  uint32_t attempts = 0;        // retransmits without progress
+  static inline const char* name = "connection";
+};
+
+// One per WebSocket: authenticates, decodes frames in arrival order and
+// routes them, answers in the frame's encoding, pushes inbox messages in
+// iseq order through a bounded window with retransmits.
+caf::behavior connection_actor(caf::stateful_actor<connection_state>* self,
+                               const node_context* ctx,
+                               std::shared_ptr<frame_sink> sink);
+
+} // namespace imengine

@@ -1,0 +1,253 @@
+#include "actors/conversation.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/directory.hpp"
+#include "actors/node_context.hpp"
+#include "engine/rules.hpp"
+#include "storage/store.hpp"
+
+namespace imengine {
+
+namespace {
+
+using self_ptr = caf::stateful_actor<conversation_state>*;
+
+constexpr auto fanout_timeout = std::chrono::seconds(30);
+constexpr auto fanout_retry = std::chrono::seconds(1);
+
+std::string inflight_key(const std::string& user, const std::string& cmid) {
+  return storage::pair_key(user, cmid);
+}
+
+bool is_member(const conversation_state& st, const std::string& user) {
+  return std::find(st.members.begin(), st.members.end(), user) != st.members.end();
+}
+
+// Persists the watermark; one write at a time, the latest value wins.
+void persist_fanout(self_ptr self) {
+  auto& st = self->state;
+  if (st.fanout_write_pending || st.fanout_done <= st.fanout_persisted)
+    return;
+  st.fanout_write_pending = true;
+  auto target = st.fanout_done;
+  write_job job{[conv = st.id.name, target](storage::store& s, storage::txn& t) {
+    s.set_fanout(t, conv, target);
+    return errc::none;
+  }};
+  self->request(st.ctx->writer, caf::infinite, std::move(job))
+    .then(
+      [=](ok_atom) {
+        self->state.fanout_write_pending = false;
+        self->state.fanout_persisted = std::max(self->state.fanout_persisted, target);
+        persist_fanout(self);
+      },
+      [=](caf::error&) { self->state.fanout_write_pending = false; });
+}
+
+void fanout_failed(self_ptr self, uint64_t round) {
+  auto& st = self->state;
+  if (round != st.round || st.fanout_retry_scheduled)
+    return;
+  st.fanout_retry_scheduled = true;
+  self->delayed_send(self, fanout_retry, tick_atom::value);
+}
+
+void fanout_confirmed(self_ptr self, uint64_t round, uint64_t seq) {
+  auto& st = self->state;
+  if (round != st.round)
+    return;
+  auto i = st.outstanding.find(seq);
+  if (i == st.outstanding.end() || --i->second > 0)
+    return;
+  st.outstanding.erase(i);
+  auto done = st.outstanding.empty() ? st.committed : st.outstanding.begin()->first - 1;
+  if (done > st.fanout_done) {
+    st.fanout_done = done;
+    persist_fanout(self);
+  }
+}
+
+// Copies one committed message into every member's inbox. Members receive
+// a conversation's messages in seq order: requests to one actor are
+// delivered in the order they were sent.
+void start_fanout(self_ptr self, const message& m) {
+  auto& st = self->state;
+  st.outstanding[m.seq] = st.members.size();
+  auto round = st.round;
+  auto seq = m.seq;
+  for (const auto& member : st.members) {
+    self->request(st.ctx->dir->user(member), fanout_timeout, deliver_atom::value, m)
+      .then([=](ok_atom) { fanout_confirmed(self, round, seq); },
+            [=](caf::error&) { fanout_failed(self, round); });
+  }
+}
+
+// Starts the fan-out again from the watermark: after a restart, or after a
+// member's inbox refused or missed a copy. Inboxes skip what they hold.
+void refanout(self_ptr self) {
+  auto& st = self->state;
+  st.round++;
+  st.outstanding.clear();
+  auto t = st.ctx->store->read();
+  auto after = st.fanout_done;
+  while (after < st.committed) {
+    auto page = st.ctx->store->messages_after(t, st.id.name, after, 1000);
+    if (page.items.empty())
+      break;
+    for (const auto& m : page.items)
+      start_fanout(self, m);
+    after = page.items.back().seq;
+  }
+}
+
+send_ack ack_of(const std::vector<message>& msgs, bool dup) {
+  send_ack a{msgs.front().conv, msgs.front().seq, msgs.back().seq, {}, msgs.front().ts, dup};
+  for (const auto& m : msgs)
+    a.mids.push_back(m.mid);
+  return a;
+}
+
+// The original ack of a resend, when every cmid of it is committed already.
+std::optional<caf::error> answer_committed(self_ptr self, const std::string& user,
+                                           const std::vector<send_item>& items,
+                                           caf::response_promise& rp) {
+  auto& st = self->state;
+  std::vector<storage::dedupe_entry> found;
+  {
+    auto t = st.ctx->store->read();
+    for (const auto& item : items)
+      if (auto d = st.ctx->store->dedupe(t, user, item.cmid))
+        found.push_back(std::move(*d));
+  }
+  if (found.empty())
+    return std::nullopt;
+  if (found.size() != items.size())
+    return make_error(errc::bad_frame, "batch mixes committed and new cmids");
+  send_ack a{found.front().conv, UINT64_MAX, 0, {}, found.front().ts, true};
+  for (const auto& d : found) {
+    a.first_seq = std::min(a.first_seq, d.seq);
+    a.last_seq = std::max(a.last_seq, d.seq);
+    a.mids.push_back(d.mid);
+  }
+  st.ctx->metrics->duplicates++;
+  rp.deliver(std::move(a));
+  return caf::error{};
+}
+
+void handle_send(self_ptr self, const std::string& user, const std::string& device,
+                 std::vector<send_item>& items) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  if (items.empty()) {
+    rp.deliver(make_error(errc::bad_frame, "no messages"));
+    return;
+  }
+  if (!is_member(st, user)) {
+    rp.deliver(make_error(errc::forbidden, "not a member of " + st.id.name));
+    return;
+  }
+  if (auto i = st.inflight.find(inflight_key(user, items.front().cmid));
+      i != st.inflight.end()) {
+    i->second->push_back(rp);
+    return;
+  }
+  if (auto answered = answer_committed(self, user, items, rp)) {
+    if (*answered)
+      rp.deliver(*answered);
+    return;
+  }
+  auto ts = now_ms();
+  std::vector<message> msgs;
+  msgs.reserve(items.size());
+  for (auto& item : items) {
+    message m;
+    m.conv = st.id.name;
+    m.seq = ++st.assigned;
+    m.mid = st.ctx->mids->next();
+    m.from = user;
+    m.device = device;
+    m.cmid = std::move(item.cmid);
+    m.type = std::move(item.type);
+    m.body = std::move(item.body);
+    m.ex = std::move(item.ex);
+    m.ts = ts;
+    m.prio = item.prio;
+    msgs.push_back(std::move(m));
+  }
+  auto waiters = std::make_shared<std::vector<caf::response_promise>>();
+  for (const auto& m : msgs)
+    st.inflight.emplace(inflight_key(user, m.cmid), waiters);
+  auto expires = ts / 1000 + static_cast<int64_t>(st.ctx->cfg.dedupe_ttl);
+  auto epoch = st.epoch;
+  auto kind = static_cast<uint8_t>(st.id.kind);
+  write_job job{[msgs, kind, expires](storage::store& s, storage::txn& t) {
+    return s.commit_messages(t, msgs.front().conv, kind, msgs, expires);
+  }};
+  auto settle = [self, user, msgs, waiters]() {
+    for (const auto& m : msgs)
+      self->state.inflight.erase(inflight_key(user, m.cmid));
+  };
+  self->request(st.ctx->writer, caf::infinite, std::move(job))
+    .then(
+      [=](ok_atom) mutable {
+        auto& st = self->state;
+        settle();
+        st.committed = msgs.back().seq;
+        st.ctx->metrics->messages_accepted += msgs.size();
+        rp.deliver(ack_of(msgs, false));
+        for (auto& w : *waiters)
+          w.deliver(ack_of(msgs, true));
+        for (const auto& m : msgs)
+          start_fanout(self, m);
+      },
+      [=](caf::error& e) mutable {
+        auto& st = self->state;
+        settle();
+        rp.deliver(e);
+        for (auto& w : *waiters)
+          w.deliver(e);
+        // Every later seq handed out in this epoch fails too (the store
+        // wants k-1 before k): start again after the last committed one.
+        if (epoch == st.epoch) {
+          st.epoch++;
+          st.assigned = st.committed;
+        }
+      });
+}
+
+} // namespace
+
+caf::behavior conversation_actor(self_ptr self, const node_context* ctx, conv_id id) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.id = std::move(id);
+  if (st.id.kind == conv_kind::dm)
+    st.members = dm_members(st.id);
+  {
+    auto t = ctx->store->read();
+    if (auto meta = ctx->store->conv(t, st.id.name)) {
+      st.assigned = st.committed = meta->last_seq;
+      st.fanout_done = st.fanout_persisted = meta->fanout_seq;
+    }
+  }
+  if (st.fanout_done < st.committed) {
+    spdlog::info("{}: finishing fan-out of seq {}..{}", st.id.name, st.fanout_done + 1,
+                 st.committed);
+    refanout(self);
+  }
+  return {
+    [=](send_atom, std::string& user, std::string& device, std::vector<send_item>& items) {
+      handle_send(self, user, device, items);
+    },
+    [=](tick_atom) {
+      self->state.fanout_retry_scheduled = false;
+      refanout(self);
+    },
+  };
+}
+
+} // namespace imengine

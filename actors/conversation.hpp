@@ -1,0 +1,47 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/messages.hpp"
+#include "engine/ids.hpp"
+
+namespace imengine {
+
+struct node_context;
+
+struct conversation_state {
+  const node_context* ctx = nullptr;
+  conv_id id;
+  std::vector<std::string> members;
+  uint64_t assigned = 0;    // last seq handed out
+  uint64_t committed = 0;   // last seq the store confirmed
+  uint64_t epoch = 0;       // bumps when a failed commit rolls `assigned` back
+  // Sends in flight by `user \0 cmid`: a resend waits for the original.
+  std::unordered_map<std::string,
+                     std::shared_ptr<std::vector<caf::response_promise>>> inflight;
+  // Fan-out to member inboxes.
+  uint64_t fanout_done = 0;        // every seq <= this is in every inbox
+  uint64_t fanout_persisted = 0;   // ... and the store knows it
+  bool fanout_write_pending = false;
+  bool fanout_retry_scheduled = false;
+  uint64_t round = 0;              // replies of older rounds are ignored
+  std::map<uint64_t, size_t> outstanding;   // seq -> copies not yet confirmed
+  static inline const char* name = "conversation";
+};
+
+// One per conversation: the only writer of its timeline. Assigns gapless
+// seqs in mailbox order, dedupes by (user, cmid), acks after the commit,
+// then copies each message into every member's inbox (write diffusion),
+// tracking a persisted watermark so that a fan-out cut short by a crash is
+// finished when the actor next starts.
+caf::behavior conversation_actor(caf::stateful_actor<conversation_state>* self,
+                                 const node_context* ctx, conv_id id);
+
+} // namespace imengine

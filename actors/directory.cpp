@@ -1,0 +1,57 @@
+#include "actors/directory.hpp"
+
+#include "actors/conversation.hpp"
+#include "actors/node_context.hpp"
+#include "actors/user.hpp"
+
+namespace imengine {
+
+directory::directory(caf::actor_system& sys, const node_context* ctx)
+  : sys_(sys), ctx_(ctx) {
+}
+
+template <class Spawn>
+caf::actor directory::find_or_spawn(std::unordered_map<std::string, caf::actor>& map,
+                                    const std::string& key, Spawn spawn) {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  if (auto i = map.find(key); i != map.end())
+    return i->second;
+  caf::actor h = spawn();
+  map.emplace(key, h);
+  // Forget the handle once the actor is gone, unless a newer one took its
+  // place already.
+  auto addr = h.address();
+  h->attach_functor([this, &map, key, addr] {
+    std::lock_guard<std::recursive_mutex> guard(mtx_);
+    if (auto i = map.find(key); i != map.end() && i->second.address() == addr)
+      map.erase(i);
+  });
+  return h;
+}
+
+caf::actor directory::user(const std::string& id) {
+  return find_or_spawn(users_, id, [&] { return sys_.spawn(user_actor, ctx_, id); });
+}
+
+caf::actor directory::conversation(const conv_id& id) {
+  return find_or_spawn(convs_, id.name,
+                       [&] { return sys_.spawn(conversation_actor, ctx_, id); });
+}
+
+std::vector<caf::actor> directory::all() const {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  std::vector<caf::actor> out;
+  for (auto& kv : users_)
+    out.push_back(kv.second);
+  for (auto& kv : convs_)
+    out.push_back(kv.second);
+  return out;
+}
+
+void directory::clear() {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  users_.clear();
+  convs_.clear();
+}
+
+} // namespace imengine

@@ -1,0 +1,47 @@
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "engine/ids.hpp"
+
+namespace imengine {
+
+struct node_context;
+
+// Finds the actor of a user or conversation, spawning it on first use. An
+// actor that terminates (crash or stop) is forgotten, so the next lookup
+// spawns a fresh one that rebuilds its state from LMDB. Thread-safe: called
+// from connection actors on any scheduler thread.
+class directory {
+public:
+  directory(caf::actor_system& sys, const node_context* ctx);
+
+  caf::actor user(const std::string& id);
+  caf::actor conversation(const conv_id& id);
+
+  // Every live user and conversation actor (for shutdown).
+  std::vector<caf::actor> all() const;
+
+  // Forgets every handle (after shutdown).
+  void clear();
+
+private:
+  template <class Spawn>
+  caf::actor find_or_spawn(std::unordered_map<std::string, caf::actor>& map,
+                           const std::string& key, Spawn spawn);
+
+  caf::actor_system& sys_;
+  const node_context* ctx_;
+  // Recursive: attaching to an actor that is already gone runs the functor
+  // at once, on the thread that holds the lock.
+  mutable std::recursive_mutex mtx_;
+  std::unordered_map<std::string, caf::actor> users_;
+  std::unordered_map<std::string, caf::actor> convs_;
+};
+
+} // namespace imengine

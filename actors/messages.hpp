@@ -1,0 +1,100 @@
+#pragma once
+
+// Every message the engine's actors exchange, declared in one place:
+// the atoms, the payload types with their CAF `inspect`, and the error
+// category that carries an imengine::errc inside a caf::error.
+//
+//   storage_writer  <- write_job                          -> ok_atom | error
+//                   <- stop_atom                             (commit, then quit)
+//   conversation    <- send_atom, user, device, vector<send_item>
+//                                                         -> send_ack | error
+//   user (inbox)    <- register_atom, device, actor conn  -> uint64_t inbox head
+//                   <- unregister_atom, device, actor conn
+//                   <- deliver_atom, message              -> ok_atom | error
+//                   <- ack_atom, device, uint64_t iseq
+//   connection      <- frame_atom, string data, bool binary   (from net/)
+//                   <- closed_atom                             (from net/)
+//                   <- push_atom, uint64_t iseq, message       (from user)
+//                   <- kick_atom, uint16_t close code          (from user)
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "engine/error.hpp"
+#include "engine/frame.hpp"
+#include "engine/message.hpp"
+
+namespace imengine::storage {
+class store;
+class txn;
+} // namespace imengine::storage
+
+namespace imengine {
+
+using send_atom = caf::atom_constant<caf::atom("send")>;
+using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
+using register_atom = caf::atom_constant<caf::atom("register")>;
+using unregister_atom = caf::atom_constant<caf::atom("unregister")>;
+using ack_atom = caf::atom_constant<caf::atom("ack")>;
+using frame_atom = caf::atom_constant<caf::atom("frame")>;
+using closed_atom = caf::atom_constant<caf::atom("closed")>;
+using push_atom = caf::atom_constant<caf::atom("push")>;
+using kick_atom = caf::atom_constant<caf::atom("kick")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using ok_atom = caf::ok_atom;
+
+// The outcome of a send or send_batch: consecutive seqs first..last.
+struct send_ack {
+  std::string conv;
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;
+  std::vector<uint64_t> mids;
+  int64_t ts = 0;
+  bool dup = false;
+};
+
+// A unit of work for the storage writer, run inside its one write
+// transaction. It must check before it writes: returning an error means it
+// wrote nothing. Local only (a closure cannot cross nodes).
+struct write_job {
+  std::function<errc(storage::store&, storage::txn&)> apply;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, message& x) {
+  return f(caf::meta::type_name("message"), x.conv, x.seq, x.mid, x.from, x.device,
+           x.cmid, x.type, x.body, x.ex, x.ts, x.prio);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, send_item& x) {
+  return f(caf::meta::type_name("send_item"), x.cmid, x.type, x.body, x.ex, x.prio);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, send_ack& x) {
+  return f(caf::meta::type_name("send_ack"), x.conv, x.first_seq, x.last_seq, x.mids,
+           x.ts, x.dup);
+}
+
+// errc inside caf::error (category "imengine").
+caf::error make_error(errc code);
+caf::error make_error(errc code, std::string msg);
+
+// The protocol error a failed request maps to: our own category as is,
+// CAF's own errors (a dead or slow actor) as unavailable/internal.
+failure to_failure(const caf::error& e);
+
+// Registers every message type above on a node's config. Every node of a
+// cluster must call it.
+void add_message_types(caf::actor_system_config& cfg);
+
+} // namespace imengine
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(imengine::write_job)

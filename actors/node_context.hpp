@@ -1,0 +1,28 @@
+#pragma once
+
+#include <caf/actor.hpp>
+
+#include "engine/config.hpp"
+#include "engine/ids.hpp"
+#include "engine/metrics.hpp"
+
+namespace imengine::storage {
+class store;
+}
+
+namespace imengine {
+
+class directory;
+
+// What every actor of a node shares. Owned by the node, which outlives
+// every actor.
+struct node_context {
+  engine_config cfg;
+  storage::store* store = nullptr;
+  caf::actor writer;
+  imengine::metrics* metrics = nullptr;
+  mid_generator* mids = nullptr;
+  directory* dir = nullptr;
+};
+
+} // namespace imengine

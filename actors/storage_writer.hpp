@@ -1,0 +1,32 @@
+#pragma once
+
+#include <utility>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/messages.hpp"
+
+namespace imengine {
+
+namespace storage {
+class store;
+}
+struct metrics;
+
+struct storage_writer_state {
+  std::vector<std::pair<write_job, caf::response_promise>> batch;
+  bool flush_queued = false;
+  bool stopping = false;
+  static inline const char* name = "storage_writer";
+};
+
+// The node's only LMDB writer (LMDB allows one write transaction at a
+// time). Group commit: jobs that arrive while a commit is running wait in
+// the mailbox, and the next flush commits all of them in one transaction
+// with one fsync. Each job's requester gets ok_atom or the job's error only
+// after the commit. Spawn it `detached`: the fsync blocks its thread.
+caf::behavior storage_writer(caf::stateful_actor<storage_writer_state>* self,
+                             storage::store* store, metrics* stats);
+
+} // namespace imengine

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "actors/messages.hpp"
+
+namespace imengine {
+
+struct node_context;
+
+struct user_state {
+  const node_context* ctx = nullptr;
+  std::string user;
+  uint64_t head = 0;       // last committed iseq
+  uint64_t assigned = 0;   // last iseq handed out
+  uint64_t epoch = 0;      // bumps when a failed commit rolls state back
+  // conv -> highest seq accepted into this inbox (loaded on first use)
+  std::unordered_map<std::string, uint64_t> accepted;
+  std::unordered_map<std::string, caf::actor> devices;   // live connections
+  std::unordered_map<std::string, uint64_t> acked;       // not yet persisted
+  bool ack_flush_scheduled = false;
+  static inline const char* name = "user";
+};
+
+// One per user: the inbox. Appends the copies conversations deliver, each
+// with the next gapless iseq, exactly once per (conv, seq) and in seq order
+// per conversation; pushes each committed copy to every live connection of
+// the user; keeps per-device acked positions.
+caf::behavior user_actor(caf::stateful_actor<user_state>* self,
+                         const node_context* ctx, std::string user);
+
+} // namespace imengine
