@@ -1,1 +1,13 @@
-# tests of the integration layer
+# End-to-end tests: the real engine binary in a child process, real
+# WebSockets on 127.0.0.1, real LMDB in a temp dir.
+add_library(imengine_test_support STATIC support/engine_process.cpp)
+target_include_directories(imengine_test_support PUBLIC ${PROJECT_SOURCE_DIR})
+target_link_libraries(imengine_test_support PUBLIC imengine_net nlohmann_json::nlohmann_json)
+target_compile_definitions(imengine_test_support PRIVATE IMENGINE_BINARY="$<TARGET_FILE:imengine>")
+
+foreach(name session dm bad_input heartbeat crash)
+  imengine_test(integration_${name}_test
+    SOURCES integration_${name}_test.cpp
+    LIBS imengine_test_support imengine_core)
+  add_dependencies(integration_${name}_test imengine)
+endforeach()

@@ -1,0 +1,47 @@
+// Heartbeats: the server pings; a silent peer is dropped after two periods
+// and what it had not acknowledged waits in the inbox.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include "tests/support/engine_process.hpp"
+
+using namespace imengine::testing;
+
+namespace {
+
+// Polls /metrics until `line` appears or the deadline passes.
+bool wait_metric(uint16_t port, const std::string& line, std::chrono::milliseconds deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < until) {
+    if (http_get(port, "/metrics").second.find(line) != std::string::npos)
+      return true;
+    std::this_thread::sleep_for(50ms);   // poll interval
+  }
+  return false;
+}
+
+} // namespace
+
+TEST_CASE("a live client is pinged and kept; a silent one is dropped, its messages kept") {
+  temp_dir dir;
+  engine_process engine(dir.str(), {"--heartbeat-ms=200"});
+  auto alice = engine.login("alice", "phone");
+  auto bob = engine.login("bob", "phone");
+  REQUIRE(wait_metric(engine.port(), "imengine_connections 2", 5000ms));
+  bob->freeze();   // stops reading: no pongs, no acks
+  REQUIRE(alice->request(send_frame("dm:alice:bob", "m1", "are you there?"))["t"] == "ack");
+  // bob is dropped within a few periods, alice lives on
+  CHECK(wait_metric(engine.port(), "imengine_connections 1\n", 5000ms));
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (alice->pings_received() < 3 && std::chrono::steady_clock::now() < until)
+    alice->next(100ms);
+  CHECK(alice->pings_received() >= 3);
+  CHECK(alice->request({{"t", "ping"}})["t"] == "pong");
+  // the message waits for bob's next sync
+  auto bob2 = engine.login("bob", "phone");
+  auto page = bob2->request({{"t", "sync"}, {"after", 0}});
+  REQUIRE(page["msgs"].size() == 1);
+  CHECK(page["msgs"][0]["body"] == "are you there?");
+}

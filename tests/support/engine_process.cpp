@@ -1,0 +1,181 @@
+#include "tests/support/engine_process.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+#ifndef IMENGINE_BINARY
+#error "IMENGINE_BINARY must name the engine executable"
+#endif
+
+namespace imengine::testing {
+
+temp_dir::temp_dir() {
+  std::random_device rd;
+  path = std::filesystem::temp_directory_path()
+         / ("imengine-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
+  std::filesystem::create_directories(path);
+}
+
+temp_dir::~temp_dir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+engine_process::engine_process(const std::string& data_dir, std::vector<std::string> args) {
+  int out[2];
+  if (pipe(out) != 0)
+    throw std::runtime_error("pipe failed");
+  std::vector<std::string> argv_s{IMENGINE_BINARY, "--host=127.0.0.1", "--port=0",
+                                  "--data=" + data_dir};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  pid_ = fork();
+  if (pid_ < 0)
+    throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    close(out[1]);
+    std::vector<char*> argv;
+    for (auto& s : argv_s)
+      argv.push_back(s.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(out[1]);
+  // Read stdout until the listening line, with a deadline.
+  std::string buf;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  const std::string marker = "listening on ws://127.0.0.1:";
+  while (true) {
+    auto pos = buf.find(marker);
+    if (pos != std::string::npos && buf.find('\n', pos) != std::string::npos) {
+      port_ = static_cast<uint16_t>(std::stoi(buf.substr(pos + marker.size())));
+      break;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    pollfd p{out[0], POLLIN, 0};
+    if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+      close(out[0]);
+      kill9();
+      throw std::runtime_error("engine did not start: " + buf);
+    }
+    char tmp[512];
+    auto n = read(out[0], tmp, sizeof(tmp));
+    if (n <= 0) {
+      close(out[0]);
+      kill9();
+      throw std::runtime_error("engine exited before listening: " + buf);
+    }
+    buf.append(tmp, static_cast<size_t>(n));
+  }
+  // Nothing else is read from stdout: keep the pipe drained elsewhere by
+  // closing it (the engine writes only the one line there).
+  close(out[0]);
+}
+
+engine_process::~engine_process() {
+  if (pid_ > 0)
+    kill9();
+}
+
+bool engine_process::running() {
+  if (pid_ <= 0)
+    return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+int engine_process::terminate(std::chrono::milliseconds deadline) {
+  if (pid_ <= 0)
+    return -1;
+  ::kill(pid_, SIGTERM);
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < until) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(10ms);   // polling interval of the wait, not a guess
+  }
+  kill9();
+  return -1;
+}
+
+void engine_process::kill9() {
+  if (pid_ <= 0)
+    return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+std::unique_ptr<net::ws_client> engine_process::connect() {
+  return std::make_unique<net::ws_client>("127.0.0.1", port_);
+}
+
+std::unique_ptr<net::ws_client> engine_process::login(const std::string& user,
+                                                      const std::string& device,
+                                                      bool msgpack) {
+  auto c = connect();
+  json auth{{"t", "auth"}, {"user", user}, {"device", device}};
+  auto reply = msgpack ? c->request_msgpack(auth) : c->request(auth);
+  if (reply.value("t", "") != "auth_ok")
+    throw std::runtime_error("login failed: " + reply.dump());
+  return c;
+}
+
+std::pair<int, std::string> http_get(uint16_t port, const std::string& target) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    throw std::runtime_error("connect failed");
+  }
+  std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (::send(fd, req.data(), req.size(), 0) != static_cast<ssize_t>(req.size())) {
+    close(fd);
+    throw std::runtime_error("send failed");
+  }
+  std::string resp;
+  char buf[4096];
+  pollfd p{fd, POLLIN, 0};
+  while (poll(&p, 1, 5000) > 0) {
+    auto n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0)
+      break;
+    resp.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  if (resp.rfind("HTTP/1.1 ", 0) != 0)
+    throw std::runtime_error("bad HTTP response: " + resp);
+  int status = std::stoi(resp.substr(9, 3));
+  auto body_at = resp.find("\r\n\r\n");
+  return {status, body_at == std::string::npos ? "" : resp.substr(body_at + 4)};
+}
+
+json send_frame(const std::string& conv, const std::string& cmid, const std::string& body) {
+  return json{{"t", "send"}, {"conv", conv}, {"cmid", cmid}, {"type", "text"}, {"body", body}};
+}
+
+} // namespace imengine::testing

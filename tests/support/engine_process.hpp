@@ -1,0 +1,70 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "net/ws_client.hpp"
+
+// Test support: the real engine binary in a child process on 127.0.0.1,
+// with a real LMDB directory, and logged-in WebSocket clients.
+namespace imengine::testing {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+// A fresh directory under the system temp dir, removed at the end.
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir();
+  ~temp_dir();
+  std::string str() const { return path.string(); }
+};
+
+class engine_process {
+public:
+  // Starts `imengine --port=0 --data=<data_dir> <args...>` and waits (with a
+  // deadline) for its "listening" line. Throws on failure.
+  explicit engine_process(const std::string& data_dir, std::vector<std::string> args = {});
+  ~engine_process();   // SIGKILL if still running
+
+  uint16_t port() const { return port_; }
+  bool running();
+  // SIGTERM, then waits up to `deadline`; returns the exit status, or -1 if
+  // it had to be killed.
+  int terminate(std::chrono::milliseconds deadline = 5000ms);
+  // SIGKILL and reap.
+  void kill9();
+
+  std::unique_ptr<net::ws_client> connect();
+  // Connects and authenticates (JSON or msgpack); checks auth_ok.
+  std::unique_ptr<net::ws_client> login(const std::string& user, const std::string& device,
+                                        bool msgpack = false);
+
+private:
+  int pid_ = -1;
+  uint16_t port_ = 0;
+};
+
+// Plain HTTP GET on 127.0.0.1; returns (status, body).
+std::pair<int, std::string> http_get(uint16_t port, const std::string& target);
+
+// Predicates for ws_client::wait_for.
+inline auto is_type(std::string t) {
+  return [t = std::move(t)](const json& f) { return f.value("t", "") == t; };
+}
+inline auto is_push(uint64_t iseq) {
+  return [iseq](const json& f) {
+    return f.value("t", "") == "msg" && f.contains("iseq") && f["iseq"] == iseq;
+  };
+}
+
+// A send frame.
+json send_frame(const std::string& conv, const std::string& cmid, const std::string& body);
+
+} // namespace imengine::testing
