@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include <caf/all.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "engine/config.hpp"
@@ -62,6 +63,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  // Logs go to stderr: stdout carries only the "listening" line.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("imengine"));
   cli_config cfg;
   if (auto err = cfg.parse(argc, argv)) {
     std::cerr << "imengine: " << to_string(err) << "\n";
