@@ -1,0 +1,167 @@
+#include "engine/jwt.hpp"
+
+#include <array>
+#include <climits>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+namespace imengine {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr char b64url_alphabet[] =
+  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string b64url_encode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() * 4 + 2) / 3);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char c : in) {
+    acc = (acc << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += b64url_alphabet[(acc >> bits) & 0x3f];
+    }
+  }
+  if (bits > 0)
+    out += b64url_alphabet[(acc << (6 - bits)) & 0x3f];
+  return out;
+}
+
+int b64url_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '-') return 62;
+  if (c == '_') return 63;
+  return -1;
+}
+
+// Strict: no padding, no foreign characters, and unused trailing bits must
+// be zero, so every byte string has exactly one accepted encoding.
+std::optional<std::string> b64url_decode(std::string_view in) {
+  if (in.size() % 4 == 1)
+    return std::nullopt;
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    auto v = b64url_value(c);
+    if (v < 0)
+      return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  if ((acc & ((1u << bits) - 1)) != 0)
+    return std::nullopt;
+  return out;
+}
+
+using digest = std::array<unsigned char, 32>;
+
+// nullopt when OpenSSL fails: a zeroed digest would let a zero signature in.
+std::optional<digest> hmac_sha256(std::string_view key, std::string_view data) {
+  digest out{};
+  unsigned int len = 0;
+  static const unsigned char empty_key = 0;   // OpenSSL refuses a null key
+  const void* k = key.empty() ? &empty_key : static_cast<const void*>(key.data());
+  if (key.size() > static_cast<size_t>(INT_MAX)
+      || !HMAC(EVP_sha256(), k, static_cast<int>(key.size()),
+               reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(),
+               &len)
+      || len != out.size())
+    return std::nullopt;
+  return out;
+}
+
+// Compared in the claim's own number type: exact for integers of any size.
+bool expired(const json& exp, int64_t now_s) {
+  if (exp.is_number_unsigned())
+    return now_s >= 0 && exp.get<uint64_t>() <= static_cast<uint64_t>(now_s);
+  if (exp.is_number_integer())
+    return exp.get<int64_t>() <= now_s;
+  return exp.get<double>() <= static_cast<double>(now_s);
+}
+
+std::optional<json> decode_json_part(std::string_view part) {
+  auto text = b64url_decode(part);
+  if (!text)
+    return std::nullopt;
+  auto obj = json::parse(*text, nullptr, false);
+  if (!obj.is_object())
+    return std::nullopt;
+  return obj;
+}
+
+failure denied(std::string why) {
+  return failure{errc::unauthorized, "invalid token: " + std::move(why)};
+}
+
+} // namespace
+
+result<std::string> verify_jwt(std::string_view token, std::string_view secret,
+                               int64_t now_s) {
+  try {
+    auto dot1 = token.find('.');
+    auto dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+    if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos)
+      return denied("not three parts");
+    auto signing_input = token.substr(0, dot2);
+    auto header = decode_json_part(token.substr(0, dot1));
+    if (!header)
+      return denied("malformed header");
+    // Pinning the algorithm rules out "alg":"none" and key confusion.
+    auto alg = header->find("alg");
+    if (alg == header->end() || *alg != "HS256")
+      return denied("alg must be HS256");
+    auto sig = b64url_decode(token.substr(dot2 + 1));
+    auto expected = hmac_sha256(secret, signing_input);
+    if (!expected)
+      return failure{errc::internal, "HMAC failed"};
+    if (!sig || sig->size() != expected->size()
+        || CRYPTO_memcmp(sig->data(), expected->data(), expected->size()) != 0)
+      return denied("bad signature");
+    auto claims = decode_json_part(token.substr(dot1 + 1, dot2 - dot1 - 1));
+    if (!claims)
+      return denied("malformed payload");
+    auto sub = claims->find("sub");
+    if (sub == claims->end() || !sub->is_string())
+      return denied("sub must be a string");
+    auto exp = claims->find("exp");
+    if (exp != claims->end()) {
+      if (!exp->is_number())
+        return denied("exp must be a number");
+      if (expired(*exp, now_s))
+        return denied("expired");
+    }
+    return sub->get<std::string>();
+  } catch (const std::exception&) {
+    return denied("unreadable");   // bad_alloc only; nothing above throws otherwise
+  }
+}
+
+std::string make_jwt(std::string_view sub, int64_t exp_s, std::string_view secret) {
+  json header{{"alg", "HS256"}, {"typ", "JWT"}};
+  json claims{{"sub", sub}, {"exp", exp_s}};
+  auto input = b64url_encode(header.dump())
+               + "." + b64url_encode(claims.dump(-1, ' ', false, json::error_handler_t::replace));
+  auto sig = hmac_sha256(secret, input);
+  if (!sig)
+    return {};   // unverifiable anyway
+  return input + "." + b64url_encode({reinterpret_cast<const char*>(sig->data()), sig->size()});
+}
+
+} // namespace imengine

@@ -1,0 +1,105 @@
+#include "engine/metrics.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+namespace imengine {
+
+namespace {
+
+// Shortest fixed-point text that reads back as `v` ("0.00025", not
+// "2.5e-04" or "0.00025000000000000001"), as Prometheus clients print bounds.
+std::string format_double(double v) {
+  char buf[128];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed);
+  if (ec != std::errc{})
+    return std::to_string(v);
+  return std::string(buf, end);
+}
+
+void header(std::string& out, const std::string& name, const std::string& help,
+            const char* type) {
+  out += "# HELP " + name + " " + help + "\n";
+  out += "# TYPE " + name + " " + type + "\n";
+}
+
+template <class T>
+void sample(std::string& out, const std::string& name, const std::string& help,
+            const char* type, const std::atomic<T>& value) {
+  header(out, name, help, type);
+  out += name + " " + std::to_string(value.load(std::memory_order_relaxed)) + "\n";
+}
+
+} // namespace
+
+histogram::histogram(std::vector<double> bounds)
+  : bounds_(std::move(bounds)),
+    buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+  std::sort(bounds_.begin(), bounds_.end());
+  for (size_t i = 0; i <= bounds_.size(); ++i)
+    buckets_[i].store(0, std::memory_order_relaxed);
+}
+
+void histogram::observe(double v) noexcept {
+  // Buckets are stored per interval and summed when rendered, so that an
+  // observation is one increment, not one per bound above it. NaN fails
+  // every comparison and lands in +Inf.
+  auto i = static_cast<size_t>(
+    std::find_if(bounds_.begin(), bounds_.end(), [v](double b) { return v <= b; })
+    - bounds_.begin());
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  if (v > 0 && v < 1e12)   // keeps the micros in range; NaN fails too
+    sum_micros_.fetch_add(static_cast<uint64_t>(std::llround(v * 1e6)),
+                          std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void histogram::render(std::string& out, const std::string& name,
+                       const std::string& help) const {
+  header(out, name, help, "histogram");
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i <= bounds_.size(); ++i) {
+    cumulative += buckets_[i].load(std::memory_order_relaxed);
+    auto le = i < bounds_.size() ? format_double(bounds_[i]) : std::string{"+Inf"};
+    out += name + "_bucket{le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  auto sum = static_cast<double>(sum_micros_.load(std::memory_order_relaxed)) / 1e6;
+  out += name + "_sum " + format_double(sum) + "\n";
+  // The +Inf bucket is the count by definition; printing the same figure
+  // keeps a scrape consistent even while observe() runs concurrently.
+  out += name + "_count " + std::to_string(cumulative) + "\n";
+}
+
+std::string metrics::render() const {
+  std::string out;
+  out.reserve(4096);
+  sample(out, "imengine_connections", "Open WebSocket connections.", "gauge", connections);
+  sample(out, "imengine_connections_total", "WebSocket connections accepted.", "counter",
+         connections_total);
+  sample(out, "imengine_frames_in_total", "Frames received from clients.", "counter",
+         frames_in);
+  sample(out, "imengine_bad_frames_total", "Frames answered with bad_frame.", "counter",
+         bad_frames);
+  sample(out, "imengine_messages_accepted_total", "Messages committed by send/send_batch.",
+         "counter", messages_accepted);
+  sample(out, "imengine_duplicates_total", "Resends answered with dup:true.", "counter",
+         duplicates);
+  sample(out, "imengine_pushes_total", "msg frames pushed (first attempt).", "counter",
+         pushes);
+  sample(out, "imengine_retransmits_total", "msg frames pushed again after no ack.",
+         "counter", retransmits);
+  sample(out, "imengine_inbox_appends_total", "Messages appended to user inboxes.",
+         "counter", inbox_appends);
+  sample(out, "imengine_commits_total", "Storage write transactions committed.", "counter",
+         commits);
+  sample(out, "imengine_commit_errors_total", "Storage write transactions that failed.",
+         "counter", commit_errors);
+  commit_batch_size.render(out, "imengine_commit_batch_size",
+                           "Requests per storage write transaction.");
+  commit_seconds.render(out, "imengine_commit_seconds",
+                        "Duration of a storage write transaction including fsync.");
+  return out;
+}
+
+} // namespace imengine
