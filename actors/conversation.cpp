@@ -120,7 +120,7 @@ std::optional<caf::error> answer_committed(self_ptr self, const std::string& use
   {
     auto t = st.ctx->store->read();
     for (const auto& item : items)
-      if (auto d = st.ctx->store->dedupe(t, user, item.cmid))
+      if (auto d = st.ctx->store->dedupe(t, user, item.cmid, now_ms() / 1000))
         found.push_back(std::move(*d));
   }
   if (found.empty())

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/ids.hpp"
 #include "engine/metrics.hpp"
 #include "storage/store.hpp"
 
@@ -44,10 +45,26 @@ void commit_batch(caf::stateful_actor<storage_writer_state>* self,
   }
 }
 
+constexpr auto sweep_interval = std::chrono::seconds(5);
+constexpr size_t sweep_slice = 20000;
+
+void sweep(caf::stateful_actor<storage_writer_state>* self, storage::store* store) {
+  try {
+    auto t = store->write();
+    auto n = store->sweep_dedupe(t, now_ms() / 1000, self->state.sweep_cursor, sweep_slice);
+    t.commit();
+    if (n > 0)
+      spdlog::debug("swept {} expired dedupe entries", n);
+  } catch (const std::exception& e) {
+    spdlog::warn("dedupe sweep failed: {}", e.what());
+  }
+}
+
 } // namespace
 
 caf::behavior storage_writer(caf::stateful_actor<storage_writer_state>* self,
                              storage::store* store, metrics* stats) {
+  self->delayed_send(self, sweep_interval, tick_atom::value);
   return {
     [=](write_job& job) {
       auto rp = self->make_response_promise();
@@ -64,6 +81,11 @@ caf::behavior storage_writer(caf::stateful_actor<storage_writer_state>* self,
       }
     },
     [=](flush_atom) { commit_batch(self, store, stats); },
+    [=](tick_atom) {
+      commit_batch(self, store, stats);
+      sweep(self, store);
+      self->delayed_send(self, sweep_interval, tick_atom::value);
+    },
     [=](stop_atom) {
       commit_batch(self, store, stats);
       self->state.stopping = true;

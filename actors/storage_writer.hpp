@@ -1,5 +1,6 @@
 #pragma once
 
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -18,6 +19,7 @@ struct storage_writer_state {
   std::vector<std::pair<write_job, caf::response_promise>> batch;
   bool flush_queued = false;
   bool stopping = false;
+  std::string sweep_cursor;   // where the next dedupe sweep continues
   static inline const char* name = "storage_writer";
 };
 
@@ -25,7 +27,8 @@ struct storage_writer_state {
 // time). Group commit: jobs that arrive while a commit is running wait in
 // the mailbox, and the next flush commits all of them in one transaction
 // with one fsync. Each job's requester gets ok_atom or the job's error only
-// after the commit. Spawn it `detached`: the fsync blocks its thread.
+// after the commit. Between batches it sweeps expired dedupe entries, a
+// bounded slice at a time. Spawn it `detached`: the fsync blocks its thread.
 caf::behavior storage_writer(caf::stateful_actor<storage_writer_state>* self,
                              storage::store* store, metrics* stats);
 

@@ -109,16 +109,6 @@ public:
     auto v = as_val(value);
     check(mdb_put(h_, db, &k, &v, flags), "mdb_put");
   }
-  // False when the key was present already (value left as it was).
-  bool put_new(MDB_dbi db, std::string_view key, std::string_view value) {
-    auto k = as_val(key);
-    auto v = as_val(value);
-    auto rc = mdb_put(h_, db, &k, &v, MDB_NOOVERWRITE);
-    if (rc == MDB_KEYEXIST)
-      return false;
-    check(rc, "mdb_put");
-    return true;
-  }
   bool del(MDB_dbi db, std::string_view key) {
     auto k = as_val(key);
     auto rc = mdb_del(h_, db, &k, nullptr);

@@ -96,9 +96,14 @@ page<message> store::messages_before(const txn& t, std::string_view conv,
 }
 
 std::optional<dedupe_entry> store::dedupe(const txn& t, std::string_view user,
-                                          std::string_view cmid) const {
+                                          std::string_view cmid, int64_t now_s) const {
   auto v = t.get(dedupe_, pair_key(user, cmid));
-  return v ? decode_dedupe(*v) : std::nullopt;
+  if (!v)
+    return std::nullopt;
+  auto d = decode_dedupe(*v);
+  if (!d || d->expires_s < now_s)
+    return std::nullopt;
+  return d;
 }
 
 user_meta store::user(const txn& t, std::string_view user) const {
@@ -153,9 +158,9 @@ errc store::commit_messages(txn& t, std::string_view conv, uint8_t kind,
   }
   for (const auto& m : msgs) {
     t.put(msgs_, seq_key(conv, m.seq), encode(m));
-    if (!m.cmid.empty()) {
+    if (!m.cmid.empty() && !dedupe(t, m.from, m.cmid, m.ts / 1000)) {
       dedupe_entry d{m.conv, m.seq, m.mid, m.ts, dedupe_expires_s};
-      t.put_new(dedupe_, pair_key(m.from, m.cmid), encode(d));
+      t.put(dedupe_, pair_key(m.from, m.cmid), encode(d));
     }
   }
   meta.last_seq = msgs.back().seq;
@@ -210,6 +215,24 @@ void store::set_read(txn& t, std::string_view user, std::string_view conv,
     return;
   uc.read_seq = seq;
   t.put(user_convs_, pair_key(user, conv), encode(uc));
+}
+
+size_t store::sweep_dedupe(txn& t, int64_t now_s, std::string& resume, size_t limit) {
+  size_t deleted = 0;
+  std::vector<std::string> expired;
+  {
+    cursor c(t, dedupe_);
+    bool ok = resume.empty() ? c.first() : c.seek(resume);
+    for (size_t seen = 0; ok && seen < limit; ++seen, ok = c.next()) {
+      auto d = decode_dedupe(c.value());
+      if (!d || d->expires_s < now_s)
+        expired.emplace_back(c.key());
+    }
+    resume = ok ? std::string(c.key()) : std::string{};
+  }
+  for (const auto& k : expired)
+    deleted += t.del(dedupe_, k) ? 1 : 0;
+  return deleted;
 }
 
 } // namespace imengine::storage

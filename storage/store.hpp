@@ -58,7 +58,9 @@ public:
   page<message> messages_after(const txn& t, std::string_view conv, uint64_t after, uint32_t limit) const;
   // Descending from seq < before.
   page<message> messages_before(const txn& t, std::string_view conv, uint64_t before, uint32_t limit) const;
-  std::optional<dedupe_entry> dedupe(const txn& t, std::string_view user, std::string_view cmid) const;
+  // The original ack of (user, cmid), unless it expired before `now_s`.
+  std::optional<dedupe_entry> dedupe(const txn& t, std::string_view user,
+                                     std::string_view cmid, int64_t now_s) const;
   user_meta user(const txn& t, std::string_view user) const;
   user_conv user_conv_of(const txn& t, std::string_view user, std::string_view conv) const;
   // Ascending from iseq > after.
@@ -68,7 +70,7 @@ public:
   // ---- writes
   // Appends consecutive messages (msgs[i].seq = first + i) to `conv`,
   // creating it if new. Fails (internal) unless the stored last_seq is
-  // first - 1. Records a dedupe entry per message (an existing one is kept)
+  // first - 1. Records a dedupe entry per message (a live one is kept)
   // and marks the conversation as having a fan-out to finish.
   errc commit_messages(txn& t, std::string_view conv, uint8_t kind,
                        const std::vector<message>& msgs, int64_t dedupe_expires_s);
@@ -83,6 +85,10 @@ public:
   void set_acked(txn& t, std::string_view user, std::string_view device, uint64_t iseq);
   // Moves a read position forward (never back).
   void set_read(txn& t, std::string_view user, std::string_view conv, uint64_t seq);
+  // Deletes expired dedupe entries, examining at most `limit` entries from
+  // `resume` on; leaves `resume` where the next sweep continues (empty after
+  // the last key). Returns how many it deleted.
+  size_t sweep_dedupe(txn& t, int64_t now_s, std::string& resume, size_t limit);
 
 private:
   MDB_env* env_ = nullptr;

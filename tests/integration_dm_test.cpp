@@ -77,6 +77,23 @@ TEST_CASE("a resent cmid gets the original ack with dup:true and creates nothing
   CHECK(bobs["seq"] == 3);
 }
 
+TEST_CASE("a cmid is remembered for --dedupe-ttl seconds, then it is a new message") {
+  temp_dir dir;
+  engine_process engine(dir.str(), {"--dedupe-ttl=1"});
+  auto alice = engine.login("alice", "phone");
+  auto first = alice->request(send_frame("dm:alice:bob", "ttl", "one"));
+  REQUIRE(first["seq"] == 1);
+  CHECK(alice->request(send_frame("dm:alice:bob", "ttl", "one"))["dup"] == true);
+  // Resend until the entry has expired (1-2 s); each dup creates nothing.
+  json later;
+  auto until = std::chrono::steady_clock::now() + 10s;
+  do {
+    later = alice->request(send_frame("dm:alice:bob", "ttl", "one"));
+  } while (later.value("dup", false) && std::chrono::steady_clock::now() < until);
+  CHECK_FALSE(later.contains("dup"));
+  CHECK(later["seq"] == 2);
+}
+
 TEST_CASE("pipelined sends get increasing seqs in the order sent, pushes in iseq order") {
   temp_dir dir;
   engine_process engine(dir.str());

@@ -73,11 +73,12 @@ TEST_CASE("commit_messages is gapless and survives reopening") {
   REQUIRE(meta);
   CHECK(meta->last_seq == 3);
   CHECK_FALSE(s.message_at(t, "dm:a:b", 4));
-  auto d = s.dedupe(t, "b", "c3");
+  auto d = s.dedupe(t, "b", "c3", 0);
   REQUIRE(d);
   CHECK(d->seq == 3);
   CHECK(d->mid == 1003);
-  CHECK_FALSE(s.dedupe(t, "a", "c3"));
+  CHECK_FALSE(s.dedupe(t, "a", "c3", 0));
+  CHECK_FALSE(s.dedupe(t, "b", "c3", 101));   // expired at 100
   auto pending = s.pending_fanouts(t);
   CHECK(pending == std::vector<std::string>{"dm:a:b", "dm:a:c"});
 }
@@ -153,4 +154,29 @@ TEST_CASE("fan-out watermark clears the pending mark at the head") {
   s.set_fanout(t, "dm:a:b", 2);
   CHECK(s.pending_fanouts(t).empty());
   CHECK(s.conv(t, "dm:a:b")->fanout_seq == 2);
+}
+
+TEST_CASE("expired dedupe entries are replaced by a new send and swept") {
+  temp_dir dir;
+  store s({dir.path.string(), false, 64});
+  auto t = s.write();
+  // ts of make_msg is ~1.7e9 s; entries expiring at 100 are long dead
+  REQUIRE(s.commit_messages(t, "dm:a:b", 0, {make_msg("dm:a:b", 1, "a", "old"), make_msg("dm:a:b", 2, "a", "keep")}, 100) == errc::none);
+  auto far = int64_t{1} << 40;
+  CHECK_FALSE(s.dedupe(t, "a", "old", 1700000000));
+  // the same cmid once more: a new entry replaces the expired one
+  REQUIRE(s.commit_messages(t, "dm:a:b", 0, {make_msg("dm:a:b", 3, "a", "old")}, far) == errc::none);
+  auto d = s.dedupe(t, "a", "old", 1700000000);
+  REQUIRE(d);
+  CHECK(d->seq == 3);
+  // sweep in small steps: only the expired "keep" entry goes
+  std::string cursor;
+  size_t deleted = s.sweep_dedupe(t, 1700000000, cursor, 1);
+  CHECK_FALSE(cursor.empty());
+  deleted += s.sweep_dedupe(t, 1700000000, cursor, 1);
+  deleted += s.sweep_dedupe(t, 1700000000, cursor, 10);
+  CHECK(cursor.empty());
+  CHECK(deleted == 1);
+  CHECK(s.dedupe(t, "a", "old", 1700000000));
+  CHECK_FALSE(s.dedupe(t, "a", "keep", 0));
 }
