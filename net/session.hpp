@@ -1,0 +1,92 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "net/server.hpp"
+
+namespace imengine::net {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+struct server_shared;
+
+// Logs a failed operation, except the ones that only mean "closed".
+void fail(beast::error_code ec, const char* what);
+
+// One WebSocket connection, on its own strand: reads frames into its
+// frame_handler, writes queued frames one at a time, closes with a code.
+class ws_session : public std::enable_shared_from_this<ws_session> {
+public:
+  ws_session(tcp::socket&& socket, std::shared_ptr<server_shared> shared);
+  ~ws_session();
+
+  // Accepts the upgrade request read by the HTTP session.
+  void run(http::request<http::string_body> req);
+
+  // Strand-only: queue a frame / begin a close after the queued frames.
+  void enqueue(frame_bytes data, bool binary);
+  void start_close(uint16_t code, std::string reason);
+
+  auto executor() { return ws_.get_executor(); }
+
+private:
+  void on_accept(beast::error_code ec);
+  void do_read();
+  void on_read(beast::error_code ec, std::size_t bytes);
+  void do_write();
+  void on_write(beast::error_code ec, std::size_t bytes);
+  void do_close();
+  void finish();
+
+  websocket::stream<beast::tcp_stream> ws_;
+  std::shared_ptr<server_shared> shared_;
+  beast::flat_buffer buffer_;
+  std::shared_ptr<frame_handler> handler_;
+  std::shared_ptr<std::atomic<size_t>> backlog_;
+  std::deque<std::pair<frame_bytes, bool>> queue_;
+  bool writing_ = false;
+  bool closing_ = false;    // no more frames accepted
+  bool close_sent_ = false;
+  bool finished_ = false;
+  uint16_t close_code_ = 1000;
+  std::string close_reason_;
+};
+
+// Reads plain HTTP requests: answers /healthz, /metrics and /, and hands
+// an upgrade at /ws over to a ws_session.
+class http_session : public std::enable_shared_from_this<http_session> {
+public:
+  http_session(tcp::socket&& socket, std::shared_ptr<server_shared> shared);
+  void run();
+
+private:
+  void do_read();
+  void on_read(beast::error_code ec, std::size_t bytes);
+  void on_write(bool close, beast::error_code ec, std::size_t bytes);
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<server_shared> shared_;
+  beast::flat_buffer buffer_;
+  http::request<http::string_body> req_;
+  std::shared_ptr<void> res_;   // keeps the response alive during the write
+};
+
+// The browser demo client served at GET /.
+extern const char* const demo_page;
+
+} // namespace imengine::net

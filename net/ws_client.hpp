@@ -1,0 +1,71 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace imengine::net {
+
+// A small WebSocket client for tests, examples and benchmarks. Frames are
+// read on a background thread into a queue; every member is safe to call
+// from any thread. Text frames decode as JSON, binary frames as msgpack (a
+// frame that does not decode arrives as a JSON string of its bytes).
+class ws_client {
+public:
+  using json = nlohmann::json;
+  using ms = std::chrono::milliseconds;
+
+  // Connects and completes the handshake; throws std::runtime_error.
+  ws_client(const std::string& host, uint16_t port, const std::string& path = "/ws");
+  ~ws_client();
+  ws_client(const ws_client&) = delete;
+  ws_client& operator=(const ws_client&) = delete;
+
+  void send_text(std::string s);
+  void send_binary(std::string s);
+  void send(const json& frame);           // JSON text frame
+  void send_msgpack(const json& frame);   // msgpack binary frame
+
+  // The next frame, or nullopt on timeout or once closed and drained.
+  std::optional<json> next(ms timeout);
+
+  // The first queued or arriving frame that satisfies `pred`; frames it
+  // passes over stay queued, in order. Throws std::runtime_error on timeout
+  // or when the connection closes first.
+  json wait_for(const std::function<bool(const json&)>& pred, ms timeout = ms(5000));
+
+  // Sends `frame` with a fresh integer "req" and waits for the reply
+  // carrying it.
+  json request(json frame, ms timeout = ms(5000));
+  json request_msgpack(json frame, ms timeout = ms(5000));
+
+  // Whether the frame last returned by next/wait_for/request was binary.
+  bool last_was_binary() const;
+
+  // True once the server has closed the connection (within `timeout`).
+  bool wait_closed(ms timeout);
+  // The server's close code, once closed by the server.
+  std::optional<uint16_t> close_code() const;
+  // WebSocket pings received from the server.
+  size_t pings_received() const;
+
+  // Stops reading for good: no more frames, no pongs to the server's
+  // pings. Simulates a peer that went silent without closing.
+  void freeze();
+
+  // Sends a close frame (1000) and waits briefly for the server's answer.
+  void close();
+
+private:
+  json request_as(json frame, bool msgpack, ms timeout);
+
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace imengine::net
