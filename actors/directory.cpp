@@ -14,6 +14,8 @@ template <class Spawn>
 caf::actor directory::find_or_spawn(std::unordered_map<std::string, caf::actor>& map,
                                     const std::string& key, Spawn spawn) {
   std::lock_guard<std::recursive_mutex> guard(mtx_);
+  if (closed_)
+    return caf::actor{};
   if (auto i = map.find(key); i != map.end())
     return i->second;
   caf::actor h = spawn();
@@ -48,8 +50,9 @@ std::vector<caf::actor> directory::all() const {
   return out;
 }
 
-void directory::clear() {
+void directory::close() {
   std::lock_guard<std::recursive_mutex> guard(mtx_);
+  closed_ = true;
   users_.clear();
   convs_.clear();
 }

@@ -27,8 +27,9 @@ public:
   // Every live user and conversation actor (for shutdown).
   std::vector<caf::actor> all() const;
 
-  // Forgets every handle (after shutdown).
-  void clear();
+  // Forgets every handle; from now on lookups return an invalid handle
+  // (requests to it fail at once), so that nothing spawns during shutdown.
+  void close();
 
 private:
   template <class Spawn>
@@ -42,6 +43,7 @@ private:
   mutable std::recursive_mutex mtx_;
   std::unordered_map<std::string, caf::actor> users_;
   std::unordered_map<std::string, caf::actor> convs_;
+  bool closed_ = false;
 };
 
 } // namespace imengine

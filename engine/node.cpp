@@ -40,6 +40,12 @@ private:
   std::function<void(const caf::actor&)> on_gone_;
 };
 
+class ignore_frames : public net::frame_handler {
+public:
+  void on_frame(std::string, bool) override {}
+  void on_close() override {}
+};
+
 } // namespace
 
 struct node::impl {
@@ -64,11 +70,13 @@ struct node::impl {
   }
 
   std::shared_ptr<net::frame_handler> open(std::shared_ptr<frame_sink> sink) {
-    auto conn = sys->spawn(connection_actor, &ctx, std::move(sink));
-    {
-      std::lock_guard<std::mutex> guard(conns_mtx);
-      conns.emplace(conn.address(), conn);
+    std::lock_guard<std::mutex> guard(conns_mtx);
+    if (stopped) {   // accepted while shutting down: no actor for it
+      sink->close(1001, "going away");
+      return std::make_shared<ignore_frames>();
     }
+    auto conn = sys->spawn(connection_actor, &ctx, std::move(sink));
+    conns.emplace(conn.address(), conn);
     return std::make_shared<connection_bridge>(conn, [this](const caf::actor& c) {
       std::lock_guard<std::mutex> guard(conns_mtx);
       conns.erase(c.address());
@@ -122,9 +130,12 @@ uint16_t node::start() {
 
 void node::stop() {
   auto& d = *impl_;
-  if (!d.started || d.stopped)
-    return;
-  d.stopped = true;
+  {
+    std::lock_guard<std::mutex> guard(d.conns_mtx);
+    if (!d.started || d.stopped)
+      return;
+    d.stopped = true;
+  }
   d.server->stop_accepting();
   d.server->close_all(1001);
   std::vector<caf::actor> conns;
@@ -140,7 +151,7 @@ void node::stop() {
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   // A normal message: the writer commits every job queued before it.
   caf::anon_send(d.ctx.writer, stop_atom::value);
-  d.dir->clear();
+  d.dir->close();
   d.ctx.writer = nullptr;
   d.sys->await_all_actors_done();
   d.server->stop();

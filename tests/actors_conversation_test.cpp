@@ -64,7 +64,7 @@ struct fixture {
     for (auto& a : dir_->all())
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     caf::anon_send(ctx.writer, stop_atom::value);
-    dir_->clear();
+    dir_->close();
     ctx.writer = nullptr;
     sys->await_all_actors_done();
     dir_.reset();

@@ -1,1 +1,2 @@
 # tests of the net layer
+imengine_test(net_server_test SOURCES net_server_test.cpp LIBS imengine_net)
