@@ -190,6 +190,25 @@ TEST_CASE("unacked pushes are retransmitted; sync pages and acks; nothing is los
   CHECK(p2["more"] == false);
 }
 
+TEST_CASE("asking for the next sync page acks the previous one") {
+  temp_dir dir;
+  engine_process engine(dir.str(), {"--retransmit-ms=100", "--max-retransmits=2"});
+  auto bob = engine.login("bob", "phone");
+  {
+    auto alice = engine.login("alice", "phone");
+    for (int i = 1; i <= 3; ++i)
+      REQUIRE(alice->request(send_frame("dm:alice:bob", "s" + std::to_string(i), "m"))["t"] == "ack");
+  }
+  // bob never sends an ack frame: only sync, whose `after` acks
+  bob->wait_for(is_push(3));
+  auto page = bob->request({{"t", "sync"}, {"after", 3}});
+  CHECK(page["msgs"].empty());
+  // Unacked, the window would be closed with 4002 after ~300 ms; acked by
+  // the sync it stays open well past that.
+  CHECK_FALSE(bob->wait_closed(1500ms));
+  CHECK(bob->request({{"t", "ping"}})["t"] == "pong");
+}
+
 TEST_CASE("history pages ascending after and descending before") {
   temp_dir dir;
   engine_process engine(dir.str());

@@ -2,6 +2,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <fstream>
+
 #include "engine/ids.hpp"
 #include "engine/jwt.hpp"
 #include "tests/support/engine_process.hpp"
@@ -119,4 +121,16 @@ TEST_CASE("SIGTERM stops the engine cleanly and keeps what was committed") {
   auto bob = engine.login("bob", "web");
   auto page = bob->request({{"t", "history"}, {"conv", "dm:alice:bob"}, {"after", 0}, {"limit", 100}});
   CHECK(page["msgs"].size() == 20);
+}
+
+TEST_CASE("flags are read from a config file too") {
+  temp_dir dir;
+  auto ini = (dir.path / "engine.ini").string();
+  std::ofstream(ini) << "[global]\nnode=\"n42\"\nmax-frame=1000\n";
+  engine_process engine((dir.path / "data").string(), {"--config-file=" + ini});
+  auto c = engine.connect();
+  auto ok = c->request({{"t", "auth"}, {"user", "alice"}, {"device", "d"}});
+  CHECK(ok["node"] == "n42");
+  c->send_text(R"({"t":"send","conv":"dm:alice:bob","cmid":"x","body":")" + std::string(1200, 'x') + "\"}");
+  CHECK(c->wait_for(is_type("error"))["code"] == "too_large");
 }
