@@ -94,8 +94,9 @@ int main(int argc, char** argv) {
         } else if (t == "ack") {
           print("  sent #" + std::to_string(f->value("seq", 0)) + (f->value("dup", false) ? " (dup)" : ""));
         } else if (t == "history_result") {
-          for (auto& m : (*f)["msgs"])
-            print("  " + show(m));
+          auto& msgs = (*f)["msgs"];   // newest first: print oldest first
+          for (auto it = msgs.rbegin(); it != msgs.rend(); ++it)
+            print("  " + show(*it));
         } else if (t == "error") {
           print("  error " + f->value("code", "") + ": " + f->value("msg", ""));
         }
@@ -112,6 +113,10 @@ int main(int argc, char** argv) {
         conv = line.substr(4);
         print("talking in " + conv);
       } else if (line == "/history") {
+        if (conv.empty()) {
+          print("  pick a conversation first: /to dm:alice:bob");
+          continue;
+        }
         c.send({{"t", "history"}, {"conv", conv}, {"before", UINT64_MAX >> 1}, {"limit", 20}});
       } else if (!line.empty()) {
         if (conv.empty()) {

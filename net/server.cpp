@@ -1,10 +1,11 @@
 #include "net/server.hpp"
 
+#include <mutex>
 #include <optional>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "net/server_shared.hpp"
 #include "net/session.hpp"
@@ -17,20 +18,22 @@ struct server::impl {
   tcp::acceptor acceptor{asio::make_strand(ioc)};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   std::vector<std::thread> threads;
+  std::mutex state_mtx;   // start/stop may come from different threads
   bool started = false;
   bool stopped = false;
 
-  explicit impl(unsigned threads_hint) : ioc(static_cast<int>(threads_hint)) {}
+  explicit impl(unsigned concurrency) : ioc(static_cast<int>(concurrency)) {}
 
   void do_accept() {
+    // Each connection gets its own strand: its handlers never run
+    // concurrently, whatever the number of io threads.
     acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
-      if (ec) {
-        fail(ec, "accept");
-        if (ec == asio::error::operation_aborted || !acceptor.is_open())
-          return;
-      } else {
+      if (!acceptor.is_open())
+        return;   // stop_accepting
+      if (ec)
+        fail(ec, "accept");   // e.g. out of descriptors: keep listening
+      else
         std::make_shared<http_session>(std::move(s), shared)->run();
-      }
       do_accept();
     });
   }
@@ -49,12 +52,31 @@ server::~server() {
 
 uint16_t server::start() {
   auto& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.state_mtx);
+  if (d.started)
+    return d.acceptor.local_endpoint().port();
   const auto& opts = d.shared->opts;
-  tcp::endpoint ep{asio::ip::make_address(opts.host), opts.port};
-  d.acceptor.open(ep.protocol());
-  d.acceptor.set_option(asio::socket_base::reuse_address(true));
-  d.acceptor.bind(ep);   // throws system_error
-  d.acceptor.listen(asio::socket_base::max_listen_connections);
+  // Boost 1.74's system_error is not a std::system_error: convert.
+  beast::error_code ec;
+  auto check = [&](const char* what) {
+    if (!ec)
+      return;
+    beast::error_code ignored;
+    d.acceptor.close(ignored);   // so that start() may be tried again
+    throw std::system_error(static_cast<std::error_code>(ec),
+                              std::string(what) + " " + opts.host + ":" + std::to_string(opts.port));
+  };
+  auto address = asio::ip::make_address(opts.host, ec);
+  check("bad address");
+  tcp::endpoint ep{address, opts.port};
+  d.acceptor.open(ep.protocol(), ec);
+  check("open");
+  d.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  check("reuse_address");
+  d.acceptor.bind(ep, ec);
+  check("bind");
+  d.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  check("listen");
   auto port = d.acceptor.local_endpoint().port();
   d.guard.emplace(d.ioc.get_executor());
   d.do_accept();
@@ -66,8 +88,7 @@ uint16_t server::start() {
 
 void server::stop_accepting() {
   auto& d = *impl_;
-  if (!d.started)
-    return;
+  // The acceptor lives on its strand; closing it there ends the accept loop.
   asio::post(d.acceptor.get_executor(), [&d] {
     beast::error_code ec;
     d.acceptor.close(ec);
@@ -75,33 +96,37 @@ void server::stop_accepting() {
 }
 
 void server::close_all(uint16_t code) {
-  std::vector<std::shared_ptr<ws_session>> open;
-  {
-    std::lock_guard<std::mutex> guard(impl_->shared->mtx);
-    for (auto& kv : impl_->shared->sessions)
-      if (auto s = kv.second.lock())
-        open.push_back(std::move(s));
-  }
-  for (auto& s : open)
-    asio::post(s->executor(), [s, code] { s->start_close(code, "going away"); });
+  impl_->shared->for_each_on_strand(
+    [code](ws_session& s) { s.start_close(code, code == 1001 ? "going away" : "closed"); });
 }
 
 void server::stop() {
   auto& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.state_mtx);
   if (!d.started || d.stopped)
     return;
   d.stopped = true;
   stop_accepting();
   close_all(1001);
   d.guard.reset();
-  // Give closing handshakes a moment, then cut whatever is left.
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (d.shared->count() > 0 && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // Closing handshakes get a moment; peers that do not answer are cut off,
+  // which reports their on_close at once.
+  if (!d.shared->wait_empty(std::chrono::milliseconds(1500))) {
+    d.shared->for_each_on_strand([](ws_session& s) { s.abort(); });
+    d.shared->wait_empty(std::chrono::milliseconds(500));
+  }
+  // Plain HTTP connections are not tracked: they just go with the context.
   d.ioc.stop();
   for (auto& t : d.threads)
     t.join();
   d.threads.clear();
+  // Sinks that outlive us must not post into a dead io_context.
+  d.shared->gate->shut();
+  // A session whose strand never ran the abort (no io thread left) still
+  // gets its on_close: no other thread touches it any more.
+  for (auto& e : d.shared->snapshot())
+    if (auto s = e.session.lock())
+      s->abort();
 }
 
 } // namespace imengine::net

@@ -1,8 +1,15 @@
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <unordered_map>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/post.hpp>
 
 #include "net/server.hpp"
 
@@ -10,27 +17,91 @@ namespace imengine::net {
 
 class ws_session;
 
+// A strand executor must not outlive its io_context (destroying the last
+// copy touches the context's strand service), yet sinks live as long as the
+// actors want. So a session owns its strand in a shared box, sinks and the
+// registry hold it weakly, and posting goes through the io_gate, which the
+// server shuts before its io_context goes away.
+using strand_box = std::shared_ptr<const boost::asio::any_io_executor>;
+
+struct io_gate {
+  std::shared_mutex mtx;
+  bool open = true;
+
+  // Posts `f` to the strand in `box` while the server's io_context lives;
+  // false when the strand or the server is gone (nothing posted).
+  template <class F>
+  bool post(const std::weak_ptr<const boost::asio::any_io_executor>& box, F&& f) {
+    std::shared_lock<std::shared_mutex> lock(mtx);
+    if (!open)
+      return false;
+    auto strand = box.lock();
+    if (!strand)
+      return false;
+    boost::asio::post(*strand, std::forward<F>(f));
+    return true;
+  }
+
+  void shut() {
+    std::unique_lock<std::shared_mutex> lock(mtx);
+    open = false;
+  }
+};
+
 // What every session of one server shares: the options, the callbacks,
-// and the registry of open WebSockets (for close_all).
+// and the registry of open WebSockets (for close_all and stop).
 struct server_shared {
   server_options opts;
   open_handler on_open;
   http_handlers http;
-  std::mutex mtx;
-  std::unordered_map<const ws_session*, std::weak_ptr<ws_session>> sessions;
+  std::shared_ptr<io_gate> gate = std::make_shared<io_gate>();
 
-  void add(const std::shared_ptr<ws_session>& s) {
-    std::lock_guard<std::mutex> guard(mtx);
-    sessions.emplace(s.get(), s);
+  struct entry {
+    std::weak_ptr<ws_session> session;
+    std::weak_ptr<const boost::asio::any_io_executor> strand;
+  };
+
+  void add(const std::shared_ptr<ws_session>& s, const strand_box& strand) {
+    std::lock_guard<std::mutex> guard(mtx_);
+    sessions_.emplace(s.get(), entry{s, strand});
   }
+
   void remove(const ws_session* s) {
-    std::lock_guard<std::mutex> guard(mtx);
-    sessions.erase(s);
+    std::lock_guard<std::mutex> guard(mtx_);
+    if (sessions_.erase(s) > 0 && sessions_.empty())
+      empty_.notify_all();
   }
-  size_t count() {
-    std::lock_guard<std::mutex> guard(mtx);
-    return sessions.size();
+
+  std::vector<entry> snapshot() {
+    std::lock_guard<std::mutex> guard(mtx_);
+    std::vector<entry> out;
+    out.reserve(sessions_.size());
+    for (auto& kv : sessions_)
+      out.push_back(kv.second);
+    return out;
   }
+
+  // Posts `f(session&)` onto each open session's strand; the session's
+  // weak pointer is locked there, never on the calling thread.
+  template <class F>
+  void for_each_on_strand(F f) {
+    for (auto& e : snapshot())
+      gate->post(e.strand, [w = e.session, f] {
+        if (auto s = w.lock())
+          f(*s);
+      });
+  }
+
+  // True once no session is registered, false if `timeout` passed first.
+  bool wait_empty(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mtx_);
+    return empty_.wait_for(lock, timeout, [this] { return sessions_.empty(); });
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable empty_;
+  std::unordered_map<const ws_session*, entry> sessions_;
 };
 
 } // namespace imengine::net

@@ -41,8 +41,9 @@ public:
   // Strand-only: queue a frame / begin a close after the queued frames.
   void enqueue(frame_bytes data, bool binary);
   void start_close(uint16_t code, std::string reason);
-
-  auto executor() { return ws_.get_executor(); }
+  // Strand-only (or once no io thread runs): drops the connection at once,
+  // without a closing handshake, and reports on_close now.
+  void abort();
 
 private:
   void on_accept(beast::error_code ec);
@@ -51,10 +52,13 @@ private:
   void do_write();
   void on_write(beast::error_code ec, std::size_t bytes);
   void do_close();
-  void finish();
+  void drop_queue();
+  void finish();   // once: unregister, drop the queue, on_close
 
   websocket::stream<beast::tcp_stream> ws_;
   std::shared_ptr<server_shared> shared_;
+  // Our strand, shared weakly with the sinks (see server_shared.hpp).
+  std::shared_ptr<const asio::any_io_executor> strand_;
   beast::flat_buffer buffer_;
   std::shared_ptr<frame_handler> handler_;
   std::shared_ptr<std::atomic<size_t>> backlog_;
@@ -67,8 +71,8 @@ private:
   std::string close_reason_;
 };
 
-// Reads plain HTTP requests: answers /healthz, /metrics and /, and hands
-// an upgrade at /ws over to a ws_session.
+// Reads plain HTTP requests (keep-alive): answers /healthz, /metrics and /,
+// 404 for anything else, and hands an upgrade at /ws over to a ws_session.
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
   http_session(tcp::socket&& socket, std::shared_ptr<server_shared> shared);
@@ -78,12 +82,13 @@ private:
   void do_read();
   void on_read(beast::error_code ec, std::size_t bytes);
   void on_write(bool close, beast::error_code ec, std::size_t bytes);
+  void respond();   // fills res_ for req_
 
   beast::tcp_stream stream_;
   std::shared_ptr<server_shared> shared_;
   beast::flat_buffer buffer_;
   http::request<http::string_body> req_;
-  std::shared_ptr<void> res_;   // keeps the response alive during the write
+  http::response<http::string_body> res_;   // one request at a time
 };
 
 // The browser demo client served at GET /.

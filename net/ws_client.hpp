@@ -20,7 +20,8 @@ public:
   using json = nlohmann::json;
   using ms = std::chrono::milliseconds;
 
-  // Connects and completes the handshake; throws std::runtime_error.
+  // Connects and completes the handshake (10 s at most each); throws
+  // std::runtime_error, e.g. when the server declines the upgrade.
   ws_client(const std::string& host, uint16_t port, const std::string& path = "/ws");
   ~ws_client();
   ws_client(const ws_client&) = delete;
@@ -35,8 +36,8 @@ public:
   std::optional<json> next(ms timeout);
 
   // The first queued or arriving frame that satisfies `pred`; frames it
-  // passes over stay queued, in order. Throws std::runtime_error on timeout
-  // or when the connection closes first.
+  // passes over stay queued, in order. Throws std::runtime_error
+  // ("timeout ..." or "closed ...") when none comes in time.
   json wait_for(const std::function<bool(const json&)>& pred, ms timeout = ms(5000));
 
   // Sends `frame` with a fresh integer "req" and waits for the reply
@@ -47,9 +48,10 @@ public:
   // Whether the frame last returned by next/wait_for/request was binary.
   bool last_was_binary() const;
 
-  // True once the server has closed the connection (within `timeout`).
+  // True once the connection has closed (within `timeout`).
   bool wait_closed(ms timeout);
-  // The server's close code, once closed by the server.
+  // The code of the server's close frame, once one arrived (none when the
+  // connection just dropped).
   std::optional<uint16_t> close_code() const;
   // WebSocket pings received from the server.
   size_t pings_received() const;
@@ -58,7 +60,8 @@ public:
   // pings. Simulates a peer that went silent without closing.
   void freeze();
 
-  // Sends a close frame (1000) and waits briefly for the server's answer.
+  // Sends a close frame (1000) and waits up to 2 s for the server's answer.
+  // The destructor, in contrast, just drops the TCP connection.
   void close();
 
 private:

@@ -270,10 +270,14 @@ TEST_CASE("text and binary frames arrive in order with their flag, and echo back
 }
 
 TEST_CASE("sink sends from foreign threads keep each thread's order") {
-  test_server s;
+  imengine::net::server_options o;
+  o.threads = 4;   // the session's strand, not a single io thread, orders them
+  test_server s(o);
+  auto other = s.connect();   // busy neighbour on another strand
   auto c = s.connect();
-  auto conn = s.rec->conn(0);
+  auto conn = s.rec->conn(1);
   REQUIRE(conn);
+  other->send_text("burst:5000");
   constexpr int threads = 4, per_thread = 2000;
   std::vector<std::thread> senders;
   for (int t = 0; t < threads; ++t)
@@ -442,6 +446,20 @@ TEST_CASE("stop() with connected clients returns promptly and closes them (1001)
   }
   // Nothing listens any more.
   CHECK_THROWS_AS(ws_client("127.0.0.1", s.port), std::runtime_error);
+}
+
+TEST_CASE("a sink may outlive the server: it drops what it is given") {
+  std::shared_ptr<frame_sink> sink;
+  {
+    test_server s;
+    auto c = s.connect();
+    auto conn = s.rec->conn(0);
+    REQUIRE(conn);
+    sink = conn->sink;
+  }   // server, io_context and strands gone
+  sink->send(bytes("late"), false);
+  sink->close(1000, "late");
+  CHECK(sink->backlog() == 0);
 }
 
 TEST_CASE("ws_client: request matches the reply by req, others stay queued in order") {
