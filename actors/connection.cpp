@@ -238,9 +238,53 @@ void handle_history(self_ptr self, const history_req& r, req_id req, encoding en
 // Frame types of the protocol that this version does not serve yet.
 bool planned_type(const std::string& t) {
   static const std::unordered_set<std::string> planned{
-    "read", "unread", "group_create", "group_add", "group_remove", "group_info",
-    "join", "leave", "presence_sub", "typing"};
+    "group_create", "group_add", "group_remove", "group_info", "join", "leave"};
   return planned.count(t) > 0;
+}
+
+// An event for the client (read on another device, receipt, typing,
+// presence), in the encoding of its auth frame.
+void event(self_ptr self, const json& frame) {
+  auto& st = self->state;
+  if (st.authed && !st.closing)
+    reply(self, frame, st.push_enc);
+}
+
+void handle_read(self_ptr self, const read_req& r, req_id req, encoding enc) {
+  auto& st = self->state;
+  auto c = parse_conv(r.conv);
+  if (auto denied = c ? check_access(*c, st.user) : failure{errc::bad_frame, "malformed conv"}) {
+    reply_error(self, req, *denied, enc);
+    return;
+  }
+  self->send(st.inbox, read_atom::value, r.conv, r.seq, st.device);
+}
+
+void handle_unread(self_ptr self, req_id req, encoding enc) {
+  self->request(self->state.inbox, send_timeout, unread_atom::value)
+    .then([=](std::vector<unread_entry>& convs) { reply(self, unread_result_frame(req, convs), enc); },
+          [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
+}
+
+void handle_typing(self_ptr self, const conv_req& r, req_id req, encoding enc) {
+  auto& st = self->state;
+  auto c = parse_conv(r.conv);
+  if (auto denied = c ? check_access(*c, st.user) : failure{errc::bad_frame, "malformed conv"}) {
+    reply_error(self, req, *denied, enc);
+    return;
+  }
+  self->send(st.ctx->dir->conversation(*c), typing_atom::value, st.user);
+}
+
+// The current state of each user now, their changes later.
+void handle_presence_sub(self_ptr self, const presence_sub_req& r) {
+  auto& st = self->state;
+  for (const auto& user : r.users) {
+    self->request(st.ctx->dir->user(user), send_timeout, presence_atom::value,
+                  caf::actor_cast<caf::actor>(self))
+      .then([=](bool online) { event(self, presence_frame(user, online)); },
+            [](caf::error&) {});
+  }
 }
 
 template <class Parsed, class F>
@@ -294,6 +338,17 @@ void handle_frame(self_ptr self, const std::string& data, bool binary) {
   } else if (t == "history") {
     with_parsed(self, parse_history(f), req, enc,
                 [&](history_req& r) { handle_history(self, r, req, enc); });
+  } else if (t == "read") {
+    with_parsed(self, parse_read(f), req, enc,
+                [&](read_req& r) { handle_read(self, r, req, enc); });
+  } else if (t == "unread") {
+    handle_unread(self, req, enc);
+  } else if (t == "typing") {
+    with_parsed(self, parse_conv_req(f), req, enc,
+                [&](conv_req& r) { handle_typing(self, r, req, enc); });
+  } else if (t == "presence_sub") {
+    with_parsed(self, parse_presence_sub(f), req, enc,
+                [&](presence_sub_req& r) { handle_presence_sub(self, r); });
   } else if (planned_type(t)) {
     reply_error(self, req, {errc::unknown_type, "'" + t + "' is not served by this version"}, enc);
   } else {
@@ -316,6 +371,16 @@ caf::behavior connection_actor(self_ptr self, const node_context* ctx,
     [=](frame_atom, std::string& data, bool binary) { handle_frame(self, data, binary); },
     [=](push_atom, uint64_t iseq, message& m) { on_push(self, iseq, m); },
     [=](tick_atom) { on_tick(self); },
+    [=](read_atom, std::string& conv, uint64_t seq) { event(self, read_frame(conv, seq)); },
+    [=](receipt_atom, std::string& conv, std::string& user, uint64_t seq) {
+      event(self, receipt_frame(conv, user, seq));
+    },
+    [=](typing_atom, std::string& conv, std::string& user) {
+      event(self, typing_frame(conv, user));
+    },
+    [=](presence_atom, std::string& user, bool online) {
+      event(self, presence_frame(user, online));
+    },
     [=](kick_atom, uint16_t code) {
       auto& st = self->state;
       if (!st.closing) {

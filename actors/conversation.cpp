@@ -184,8 +184,10 @@ void handle_send(self_ptr self, const std::string& user, const std::string& devi
   auto expires = ts / 1000 + static_cast<int64_t>(st.ctx->cfg.dedupe_ttl);
   auto epoch = st.epoch;
   auto kind = static_cast<uint8_t>(st.id.kind);
-  write_job job{[msgs, kind, expires](storage::store& s, storage::txn& t) {
-    return s.commit_messages(t, msgs.front().conv, kind, msgs, expires);
+  // The first commit gives every member a read position (unread counts).
+  auto members = msgs.front().seq == 1 ? st.members : std::vector<std::string>{};
+  write_job job{[msgs, kind, expires, members](storage::store& s, storage::txn& t) {
+    return s.commit_messages(t, msgs.front().conv, kind, msgs, expires, members);
   }};
   auto settle = [self, user, msgs, waiters]() {
     for (const auto& m : msgs)
@@ -246,6 +248,15 @@ caf::behavior conversation_actor(self_ptr self, const node_context* ctx, conv_id
     [=](tick_atom) {
       self->state.fanout_retry_scheduled = false;
       refanout(self);
+    },
+    // Typing is relayed to the other members' inboxes, never stored.
+    [=](typing_atom, std::string& user) {
+      auto& st = self->state;
+      if (!is_member(st, user))
+        return;
+      for (const auto& member : st.members)
+        if (member != user)
+          self->send(st.ctx->dir->user(member), typing_atom::value, st.id.name, user);
     },
   };
 }

@@ -36,6 +36,8 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<send_item>("imengine::send_item");
   cfg.add_message_type<std::vector<send_item>>("std::vector<imengine::send_item>");
   cfg.add_message_type<send_ack>("imengine::send_ack");
+  cfg.add_message_type<unread_entry>("imengine::unread_entry");
+  cfg.add_message_type<std::vector<unread_entry>>("std::vector<imengine::unread_entry>");
   cfg.add_error_category(category, [](uint8_t code, caf::atom_value,
                                       const caf::message& ctx) {
     std::string out = "imengine: ";

@@ -12,10 +12,20 @@
 //                   <- unregister_atom, device, actor conn
 //                   <- deliver_atom, message              -> ok_atom | error
 //                   <- ack_atom, device, uint64_t iseq
+//                   <- read_atom, conv, uint64_t seq, device    (from a connection)
+//                   <- receipt_atom, conv, reader, uint64_t seq (from a dm peer)
+//                   <- unread_atom                -> vector<unread_entry>
+//                   <- typing_atom, conv, user                  (from a conversation)
+//                   <- presence_atom, actor watcher -> bool online now
+//   conversation    <- typing_atom, user
 //   connection      <- frame_atom, string data, bool binary   (from net/)
 //                   <- closed_atom                             (from net/)
 //                   <- push_atom, uint64_t iseq, message       (from user)
 //                   <- kick_atom, uint16_t close code          (from user)
+//                   <- read_atom, conv, uint64_t seq           (another device read)
+//                   <- receipt_atom, conv, user, uint64_t seq  (dm peer read)
+//                   <- typing_atom, conv, user
+//                   <- presence_atom, user, bool online
 
 #include <cstdint>
 #include <functional>
@@ -47,6 +57,11 @@ using kick_atom = caf::atom_constant<caf::atom("kick")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using read_atom = caf::atom_constant<caf::atom("read")>;
+using receipt_atom = caf::atom_constant<caf::atom("receipt")>;
+using unread_atom = caf::atom_constant<caf::atom("unread")>;
+using typing_atom = caf::atom_constant<caf::atom("typing")>;
+using presence_atom = caf::atom_constant<caf::atom("presence")>;
 using ok_atom = caf::ok_atom;
 
 // The outcome of a send or send_batch: consecutive seqs first..last.
@@ -81,6 +96,11 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, send_ack& x) {
   return f(caf::meta::type_name("send_ack"), x.conv, x.first_seq, x.last_seq, x.mids,
            x.ts, x.dup);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, unread_entry& x) {
+  return f(caf::meta::type_name("unread_entry"), x.conv, x.last_seq, x.read_seq);
 }
 
 // errc inside caf::error (category "imengine").

@@ -2,7 +2,9 @@
 
 #include <chrono>
 
+#include "actors/directory.hpp"
 #include "actors/node_context.hpp"
+#include "engine/ids.hpp"
 #include "storage/store.hpp"
 
 namespace imengine {
@@ -85,6 +87,75 @@ void flush_acks(self_ptr self) {
   self->request(st.ctx->writer, caf::infinite, std::move(job)).then([](ok_atom) {}, [](caf::error&) {});
 }
 
+// Pushes an event to every live connection of the user but `except`.
+template <class... Ts>
+void to_devices(self_ptr self, const std::string& except, Ts&&... xs) {
+  for (const auto& kv : self->state.devices)
+    if (kv.first != except)
+      self->send(kv.second, xs...);
+}
+
+void tell_watchers(self_ptr self, bool online) {
+  for (const auto& kv : self->state.watchers)
+    self->send(kv.second, presence_atom::value, self->state.user, online);
+}
+
+uint64_t& read_position(self_ptr self, const std::string& conv) {
+  auto& st = self->state;
+  auto i = st.read.find(conv);
+  if (i == st.read.end()) {
+    auto t = st.ctx->store->read();
+    i = st.read.emplace(conv, st.ctx->store->user_conv_of(t, st.user, conv).read_seq).first;
+  }
+  return i->second;
+}
+
+// Moves the read position forward (never back, never past the last seq),
+// tells the user's other devices and, in a dm, the peer.
+void handle_read(self_ptr self, const std::string& conv, uint64_t seq,
+                 const std::string& device) {
+  auto& st = self->state;
+  uint64_t last = 0;
+  {
+    auto t = st.ctx->store->read();
+    if (auto meta = st.ctx->store->conv(t, conv))
+      last = meta->last_seq;
+  }
+  seq = std::min(seq, last);
+  auto& cur = read_position(self, conv);
+  if (seq <= cur)
+    return;
+  cur = seq;
+  write_job job{[user = st.user, conv, seq](storage::store& s, storage::txn& t) {
+    s.set_read(t, user, conv, seq);
+    return errc::none;
+  }};
+  self->request(st.ctx->writer, caf::infinite, std::move(job)).then([](ok_atom) {}, [](caf::error&) {});
+  to_devices(self, device, read_atom::value, conv, seq);
+  auto c = parse_conv(conv);
+  if (c && c->kind == conv_kind::dm) {
+    auto peer = c->a == st.user ? c->b : c->a;
+    self->send(st.ctx->dir->user(peer), receipt_atom::value, conv, st.user, seq);
+  }
+}
+
+// unread = last_seq - read_seq for every conversation with a position.
+std::vector<unread_entry> unread(self_ptr self) {
+  auto& st = self->state;
+  std::vector<unread_entry> out;
+  auto t = st.ctx->store->read();
+  for (auto& [conv, uc] : st.ctx->store->user_convs(t, st.user)) {
+    auto meta = st.ctx->store->conv(t, conv);
+    if (!meta)
+      continue;
+    auto i = st.read.find(conv);
+    auto read = std::max(uc.read_seq, i == st.read.end() ? 0 : i->second);
+    if (meta->last_seq > read)
+      out.push_back(unread_entry{conv, meta->last_seq, read});
+  }
+  return out;
+}
+
 } // namespace
 
 caf::behavior user_actor(self_ptr self, const node_context* ctx, std::string user) {
@@ -93,28 +164,55 @@ caf::behavior user_actor(self_ptr self, const node_context* ctx, std::string use
   st.user = std::move(user);
   load_head(self);
   self->set_down_handler([=](caf::down_msg& dm) {
-    auto& devices = self->state.devices;
-    for (auto i = devices.begin(); i != devices.end();) {
+    auto& st = self->state;
+    st.watchers.erase(dm.source);
+    auto had = !st.devices.empty();
+    for (auto i = st.devices.begin(); i != st.devices.end();) {
       if (i->second.address() == dm.source)
-        i = devices.erase(i);
+        i = st.devices.erase(i);
       else
         ++i;
     }
+    if (had && st.devices.empty())
+      tell_watchers(self, false);
   });
   return {
     [=](register_atom, std::string& device, caf::actor& conn) -> uint64_t {
-      auto& slot = self->state.devices[device];
+      auto& st = self->state;
+      auto was_online = !st.devices.empty();
+      auto& slot = st.devices[device];
       if (slot && slot != conn)   // same (user, device) again: replace
         self->send(slot, kick_atom::value, uint16_t{4001});
       slot = conn;
       self->monitor(conn);
-      return self->state.head;
+      if (!was_online)
+        tell_watchers(self, true);
+      return st.head;
     },
     [=](unregister_atom, std::string& device, caf::actor& conn) {
-      auto& devices = self->state.devices;
-      if (auto i = devices.find(device); i != devices.end() && i->second == conn)
-        devices.erase(i);
+      auto& st = self->state;
+      if (auto i = st.devices.find(device); i != st.devices.end() && i->second == conn) {
+        st.devices.erase(i);
+        if (st.devices.empty())
+          tell_watchers(self, false);
+      }
       flush_acks(self);
+    },
+    [=](read_atom, std::string& conv, uint64_t seq, std::string& device) {
+      handle_read(self, conv, seq, device);
+    },
+    [=](receipt_atom, std::string& conv, std::string& reader, uint64_t seq) {
+      to_devices(self, std::string{}, receipt_atom::value, conv, reader, seq);
+    },
+    [=](unread_atom) { return unread(self); },
+    [=](typing_atom, std::string& conv, std::string& from) {
+      to_devices(self, std::string{}, typing_atom::value, conv, from);
+    },
+    [=](presence_atom, caf::actor& watcher) -> bool {
+      auto& st = self->state;
+      if (st.watchers.emplace(watcher.address(), watcher).second)
+        self->monitor(watcher);
+      return !st.devices.empty();
     },
     [=](deliver_atom, message& m) { handle_deliver(self, m); },
     [=](ack_atom, std::string& device, uint64_t iseq) {

@@ -479,6 +479,36 @@ json history_result_frame(req_id req, std::string_view conv,
                   req);
 }
 
+json unread_result_frame(req_id req, const std::vector<unread_entry>& convs) {
+  auto list = json::array();
+  uint64_t total = 0;
+  for (const auto& c : convs) {
+    auto unread = c.last_seq > c.read_seq ? c.last_seq - c.read_seq : 0;
+    if (unread == 0)
+      continue;
+    total += unread;
+    list.push_back({{"conv", c.conv}, {"unread", unread}, {"last_seq", c.last_seq},
+                    {"read_seq", c.read_seq}});
+  }
+  return with_req({{"t", "unread_result"}, {"total", total}, {"convs", std::move(list)}}, req);
+}
+
+json read_frame(std::string_view conv, uint64_t seq) {
+  return {{"t", "read"}, {"conv", conv}, {"seq", seq}};
+}
+
+json receipt_frame(std::string_view conv, std::string_view user, uint64_t seq) {
+  return {{"t", "receipt"}, {"conv", conv}, {"user", user}, {"seq", seq}};
+}
+
+json typing_frame(std::string_view conv, std::string_view user) {
+  return {{"t", "typing"}, {"conv", conv}, {"user", user}};
+}
+
+json presence_frame(std::string_view user, bool online) {
+  return {{"t", "presence"}, {"user", user}, {"online", online}};
+}
+
 json ok_frame(req_id req) {
   return with_req({{"t", "ok"}}, req);
 }

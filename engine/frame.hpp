@@ -119,6 +119,17 @@ json sync_result_frame(req_id req,
                        bool more);
 json history_result_frame(req_id req, std::string_view conv,
                           const std::vector<message>& msgs, bool more);
+// Read state, receipts, typing and presence.
+struct unread_entry {
+  std::string conv;
+  uint64_t last_seq = 0;
+  uint64_t read_seq = 0;
+};
+json unread_result_frame(req_id req, const std::vector<unread_entry>& convs);
+json read_frame(std::string_view conv, uint64_t seq);        // to the user's other devices
+json receipt_frame(std::string_view conv, std::string_view user, uint64_t seq);
+json typing_frame(std::string_view conv, std::string_view user);
+json presence_frame(std::string_view user, bool online);
 json ok_frame(req_id req);
 json pong_frame(req_id req);
 json error_frame(req_id req, errc code, std::string_view msg);

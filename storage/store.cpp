@@ -140,9 +140,21 @@ std::vector<std::string> store::pending_fanouts(const txn& t) const {
   return out;
 }
 
+std::vector<std::pair<std::string, user_conv>> store::user_convs(const txn& t,
+                                                                std::string_view user) const {
+  std::vector<std::pair<std::string, user_conv>> out;
+  auto prefix = key_prefix(user);
+  cursor c(t, user_convs_);
+  for (bool ok = c.seek(prefix); ok && c.key().substr(0, prefix.size()) == prefix; ok = c.next())
+    if (auto uc = decode_user_conv(c.value()))
+      out.emplace_back(std::string(c.key().substr(prefix.size())), *uc);
+  return out;
+}
+
 errc store::commit_messages(txn& t, std::string_view conv, uint8_t kind,
                             const std::vector<message>& msgs,
-                            int64_t dedupe_expires_s) {
+                            int64_t dedupe_expires_s,
+                            const std::vector<std::string>& members) {
   if (msgs.empty())
     return errc::none;
   auto meta = this->conv(t, conv).value_or(conv_meta{});
@@ -166,6 +178,10 @@ errc store::commit_messages(txn& t, std::string_view conv, uint8_t kind,
   meta.last_seq = msgs.back().seq;
   t.put(convs_, conv, encode(meta));
   t.put(fanout_, conv, "");
+  for (const auto& member : members)
+    if (!t.get(user_convs_, pair_key(member, conv)))
+      t.put(user_convs_, pair_key(member, conv), encode(user_conv{}));
+  set_read(t, msgs.back().from, conv, msgs.back().seq);
   return errc::none;
 }
 

@@ -66,14 +66,21 @@ public:
   // Ascending from iseq > after.
   page<inbox_entry> inbox_after(const txn& t, std::string_view user, uint64_t after, uint32_t limit) const;
   std::vector<std::string> pending_fanouts(const txn& t) const;
+  // Every conversation the user has positions in, with them.
+  std::vector<std::pair<std::string, user_conv>> user_convs(const txn& t,
+                                                            std::string_view user) const;
 
   // ---- writes
   // Appends consecutive messages (msgs[i].seq = first + i) to `conv`,
   // creating it if new. Fails (internal) unless the stored last_seq is
   // first - 1. Records a dedupe entry per message (a live one is kept)
-  // and marks the conversation as having a fan-out to finish.
+  // and marks the conversation as having a fan-out to finish. Moves the
+  // sender's read position to its last message, and gives each of
+  // `members` a position in the conversation if it has none, so that
+  // unread counts see the message from its commit on.
   errc commit_messages(txn& t, std::string_view conv, uint8_t kind,
-                       const std::vector<message>& msgs, int64_t dedupe_expires_s);
+                       const std::vector<message>& msgs, int64_t dedupe_expires_s,
+                       const std::vector<std::string>& members = {});
   // Appends inbox copies with iseq = first_iseq + i. Fails (internal) unless
   // the user's stored head is first_iseq - 1. Moves delivered_seq of each
   // message's conversation, and read_seq for the user's own messages.
