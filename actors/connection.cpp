@@ -185,18 +185,26 @@ std::optional<failure> check_access(const conv_id& c, const std::string& user) {
   return failure{errc::internal, "unknown conversation kind"};
 }
 
+// The conversation a frame names, if the user may use it; otherwise the
+// error is answered and nullopt returned.
+std::optional<conv_id> accessible(self_ptr self, const std::string& conv, req_id req,
+                                  encoding enc) {
+  auto c = parse_conv(conv);
+  auto denied = c ? check_access(*c, self->state.user)
+                  : std::optional<failure>{failure{errc::bad_frame, "malformed conv"}};
+  if (denied) {
+    reply_error(self, req, *denied, enc);
+    return std::nullopt;
+  }
+  return c;
+}
+
 void handle_send(self_ptr self, const std::string& conv, std::vector<send_item> items,
                  bool batch, req_id req, encoding enc) {
   auto& st = self->state;
-  auto c = parse_conv(conv);   // validated by the parser already
-  if (!c) {
-    reply_error(self, req, {errc::bad_frame, "malformed conv"}, enc);
+  auto c = accessible(self, conv, req, enc);
+  if (!c)
     return;
-  }
-  if (auto denied = check_access(*c, st.user)) {
-    reply_error(self, req, *denied, enc);
-    return;
-  }
   std::string cmid = batch ? std::string{} : items.front().cmid;
   self->request(st.ctx->dir->conversation(*c), send_timeout, send_atom::value, st.user,
                 st.device, std::move(items))
@@ -220,15 +228,8 @@ void handle_sync(self_ptr self, const sync_req& r, req_id req, encoding enc) {
 
 void handle_history(self_ptr self, const history_req& r, req_id req, encoding enc) {
   auto& st = self->state;
-  auto c = parse_conv(r.conv);
-  if (!c) {
-    reply_error(self, req, {errc::bad_frame, "malformed conv"}, enc);
+  if (!accessible(self, r.conv, req, enc))
     return;
-  }
-  if (auto denied = check_access(*c, st.user)) {
-    reply_error(self, req, *denied, enc);
-    return;
-  }
   auto t = st.ctx->store->read();
   auto page = r.before ? st.ctx->store->messages_before(t, r.conv, *r.before, r.limit)
                        : st.ctx->store->messages_after(t, r.conv, r.after.value_or(0), r.limit);
@@ -252,11 +253,8 @@ void event(self_ptr self, const json& frame) {
 
 void handle_read(self_ptr self, const read_req& r, req_id req, encoding enc) {
   auto& st = self->state;
-  auto c = parse_conv(r.conv);
-  if (auto denied = c ? check_access(*c, st.user) : failure{errc::bad_frame, "malformed conv"}) {
-    reply_error(self, req, *denied, enc);
+  if (!accessible(self, r.conv, req, enc))
     return;
-  }
   self->send(st.inbox, read_atom::value, r.conv, r.seq, st.device);
 }
 
@@ -268,11 +266,9 @@ void handle_unread(self_ptr self, req_id req, encoding enc) {
 
 void handle_typing(self_ptr self, const conv_req& r, req_id req, encoding enc) {
   auto& st = self->state;
-  auto c = parse_conv(r.conv);
-  if (auto denied = c ? check_access(*c, st.user) : failure{errc::bad_frame, "malformed conv"}) {
-    reply_error(self, req, *denied, enc);
+  auto c = accessible(self, r.conv, req, enc);
+  if (!c)
     return;
-  }
   self->send(st.ctx->dir->conversation(*c), typing_atom::value, st.user);
 }
 

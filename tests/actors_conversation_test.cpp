@@ -3,8 +3,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <filesystem>
-#include <random>
+#include "tests/support/temp_dir.hpp"
+
 #include <thread>
 
 #include "actors/conversation.hpp"
@@ -15,19 +15,11 @@
 #include "storage/store.hpp"
 
 using namespace imengine;
+using imengine::testing::temp_dir;
 using namespace std::chrono_literals;
 
 namespace {
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    std::random_device rd;
-    path = std::filesystem::temp_directory_path()
-           / ("imengine-actors-" + std::to_string(rd()) + std::to_string(rd()));
-  }
-  ~temp_dir() { std::filesystem::remove_all(path); }
-};
 
 struct test_config : caf::actor_system_config {
   test_config() { imengine::add_message_types(*this); }

@@ -3,26 +3,9 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <thread>
-
 #include "tests/support/engine_process.hpp"
 
 using namespace imengine::testing;
-
-namespace {
-
-// Polls /metrics until `line` appears or the deadline passes.
-bool wait_metric(uint16_t port, const std::string& line, std::chrono::milliseconds deadline) {
-  auto until = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < until) {
-    if (http_get(port, "/metrics").second.find(line) != std::string::npos)
-      return true;
-    std::this_thread::sleep_for(50ms);   // poll interval
-  }
-  return false;
-}
-
-} // namespace
 
 TEST_CASE("a live client is pinged and kept; a silent one is dropped, its messages kept") {
   temp_dir dir;

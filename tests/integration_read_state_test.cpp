@@ -3,8 +3,6 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <thread>
-
 #include "tests/support/engine_process.hpp"
 
 using namespace imengine::testing;
@@ -15,18 +13,6 @@ json unread(imengine::net::ws_client& c) {
   auto r = c.request({{"t", "unread"}});
   REQUIRE(r["t"] == "unread_result");
   return r;
-}
-
-// Polls /metrics until the gauge of open connections is `n`.
-bool wait_connections(uint16_t port, int n) {
-  auto line = "imengine_connections " + std::to_string(n) + "\n";
-  auto until = std::chrono::steady_clock::now() + 5s;
-  while (std::chrono::steady_clock::now() < until) {
-    if (http_get(port, "/metrics").second.find(line) != std::string::npos)
-      return true;
-    std::this_thread::sleep_for(20ms);   // poll interval
-  }
-  return false;
 }
 
 } // namespace
@@ -115,7 +101,7 @@ TEST_CASE("presence: the current state at once, then online/offline changes") {
   CHECK(carol->wait_for(is_type("presence"))["online"] == true);
   auto bob_web = engine.login("bob", "web");
   bob_phone->close();   // one device left: still online
-  REQUIRE(wait_connections(engine.port(), 2));
+  REQUIRE(wait_metric(engine.port(), "imengine_connections 2\n"));
   carol->send({{"t", "presence_sub"}, {"users", {"bob"}}});
   CHECK(carol->wait_for(is_type("presence"))["online"] == true);   // no offline in between
   bob_web->close();

@@ -1,25 +1,17 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <filesystem>
-#include <random>
+#include "tests/support/temp_dir.hpp"
+
 
 #include "storage/store.hpp"
 
 using namespace imengine;
+using imengine::testing::temp_dir;
 using namespace imengine::storage;
 
 namespace {
 
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir() {
-    std::random_device rd;
-    path = std::filesystem::temp_directory_path()
-           / ("imengine-store-" + std::to_string(rd()) + std::to_string(rd()));
-  }
-  ~temp_dir() { std::filesystem::remove_all(path); }
-};
 
 message make_msg(std::string conv, uint64_t seq, std::string from, std::string cmid) {
   message m;

@@ -19,18 +19,6 @@
 
 namespace imengine::testing {
 
-temp_dir::temp_dir() {
-  std::random_device rd;
-  path = std::filesystem::temp_directory_path()
-         / ("imengine-test-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-  std::filesystem::create_directories(path);
-}
-
-temp_dir::~temp_dir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-}
-
 engine_process::engine_process(const std::string& data_dir, std::vector<std::string> args) {
   int out[2];
   if (pipe(out) != 0)
@@ -172,6 +160,16 @@ std::pair<int, std::string> http_get(uint16_t port, const std::string& target) {
   int status = std::stoi(resp.substr(9, 3));
   auto body_at = resp.find("\r\n\r\n");
   return {status, body_at == std::string::npos ? "" : resp.substr(body_at + 4)};
+}
+
+bool wait_metric(uint16_t port, const std::string& text, std::chrono::milliseconds deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < until) {
+    if (http_get(port, "/metrics").second.find(text) != std::string::npos)
+      return true;
+    std::this_thread::sleep_for(20ms);   // poll interval
+  }
+  return false;
 }
 
 json send_frame(const std::string& conv, const std::string& cmid, const std::string& body) {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "net/ws_client.hpp"
+#include "tests/support/temp_dir.hpp"
 
 // Test support: the real engine binary in a child process on 127.0.0.1,
 // with a real LMDB directory, and logged-in WebSocket clients.
@@ -18,13 +19,6 @@ namespace imengine::testing {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-// A fresh directory under the system temp dir, removed at the end.
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir();
-  ~temp_dir();
-  std::string str() const { return path.string(); }
-};
 
 class engine_process {
 public:
@@ -53,6 +47,10 @@ private:
 
 // Plain HTTP GET on 127.0.0.1; returns (status, body).
 std::pair<int, std::string> http_get(uint16_t port, const std::string& target);
+
+// Polls GET /metrics until it contains `text` or the deadline passes.
+bool wait_metric(uint16_t port, const std::string& text,
+                 std::chrono::milliseconds deadline = 5000ms);
 
 // Predicates for ws_client::wait_for.
 inline auto is_type(std::string t) {
