@@ -168,17 +168,25 @@ void handle_auth(self_ptr self, const json& f, req_id req, encoding enc) {
       [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
 }
 
-// Whether the user may read or write `c` on its id alone. Groups and rooms
-// are not served by this version: no g: conversation exists yet, and room
-// membership needs `join`.
-std::optional<failure> check_access(const conv_id& c, const std::string& user) {
+// Whether the user may use `c`: dm by its id, groups by their stored
+// membership. Rooms are not served by this version (membership needs
+// `join`).
+std::optional<failure> check_access(const node_context* ctx, const conv_id& c,
+                                   const std::string& user) {
   switch (c.kind) {
     case conv_kind::dm:
       if (!dm_member(c, user))
         return failure{errc::forbidden, "not a member of " + c.name};
       return std::nullopt;
-    case conv_kind::group:
-      return failure{errc::not_found, "no such group " + c.name};
+    case conv_kind::group: {
+      // Committed membership: what a reply already told the client.
+      auto t = ctx->store->read();
+      if (!ctx->store->conv(t, c.name))
+        return failure{errc::not_found, "no such group " + c.name};
+      if (!ctx->store->role(t, c.name, user))
+        return failure{errc::forbidden, "not a member of " + c.name};
+      return std::nullopt;
+    }
     case conv_kind::room:
       return failure{errc::forbidden, "not a member of " + c.name};
   }
@@ -190,7 +198,7 @@ std::optional<failure> check_access(const conv_id& c, const std::string& user) {
 std::optional<conv_id> accessible(self_ptr self, const std::string& conv, req_id req,
                                   encoding enc) {
   auto c = parse_conv(conv);
-  auto denied = c ? check_access(*c, self->state.user)
+  auto denied = c ? check_access(self->state.ctx, *c, self->state.user)
                   : std::optional<failure>{failure{errc::bad_frame, "malformed conv"}};
   if (denied) {
     reply_error(self, req, *denied, enc);
@@ -202,7 +210,11 @@ std::optional<conv_id> accessible(self_ptr self, const std::string& conv, req_id
 void handle_send(self_ptr self, const std::string& conv, std::vector<send_item> items,
                  bool batch, req_id req, encoding enc) {
   auto& st = self->state;
-  auto c = accessible(self, conv, req, enc);
+  // A group's own actor checks membership in mailbox order, so that a send
+  // pipelined behind group_create or group_add is judged after them.
+  auto c = parse_conv(conv);
+  if (!c || c->kind != conv_kind::group)
+    c = accessible(self, conv, req, enc);
   if (!c)
     return;
   std::string cmid = batch ? std::string{} : items.front().cmid;
@@ -238,8 +250,7 @@ void handle_history(self_ptr self, const history_req& r, req_id req, encoding en
 
 // Frame types of the protocol that this version does not serve yet.
 bool planned_type(const std::string& t) {
-  static const std::unordered_set<std::string> planned{
-    "group_create", "group_add", "group_remove", "group_info", "join", "leave"};
+  static const std::unordered_set<std::string> planned{"join", "leave"};
   return planned.count(t) > 0;
 }
 
@@ -270,6 +281,37 @@ void handle_typing(self_ptr self, const conv_req& r, req_id req, encoding enc) {
   if (!c)
     return;
   self->send(st.ctx->dir->conversation(*c), typing_atom::value, st.user);
+}
+
+void handle_group_change(self_ptr self, const std::string& op, members_req& r, req_id req,
+                         encoding enc) {
+  auto& st = self->state;
+  self->request(st.ctx->dir->conversation(*parse_conv(r.conv)), send_timeout,
+                group_atom::value, op, st.user, std::move(r.members))
+    .then([=](ok_atom) { reply(self, ok_frame(req), enc); },
+          [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
+}
+
+void handle_group_info(self_ptr self, const conv_req& r, req_id req, encoding enc) {
+  auto& st = self->state;
+  auto c = accessible(self, r.conv, req, enc);
+  if (!c)
+    return;
+  if (c->kind != conv_kind::group) {
+    reply_error(self, req, {errc::bad_frame, "group_info needs a g: conversation"}, enc);
+    return;
+  }
+  auto t = st.ctx->store->read();
+  std::vector<std::string> members;
+  std::string owner;
+  for (auto& [user, role] : st.ctx->store->members(t, r.conv)) {
+    if (role == "owner")
+      owner = user;
+    members.push_back(std::move(user));
+  }
+  auto last = st.ctx->store->conv(t, r.conv).value_or(storage::conv_meta{}).last_seq;
+  // Every group is copied into inboxes by this version, whatever its size.
+  reply(self, group_info_result_frame(req, r.conv, members, owner, "inbox", last), enc);
 }
 
 // The current state of each user now, their changes later.
@@ -345,6 +387,13 @@ void handle_frame(self_ptr self, const std::string& data, bool binary) {
   } else if (t == "presence_sub") {
     with_parsed(self, parse_presence_sub(f), req, enc,
                 [&](presence_sub_req& r) { handle_presence_sub(self, r); });
+  } else if (t == "group_create" || t == "group_add" || t == "group_remove") {
+    with_parsed(self, parse_members(f), req, enc, [&](members_req& r) {
+      handle_group_change(self, t.substr(6), r, req, enc);
+    });
+  } else if (t == "group_info") {
+    with_parsed(self, parse_conv_req(f), req, enc,
+                [&](conv_req& r) { handle_group_info(self, r, req, enc); });
   } else if (planned_type(t)) {
     reply_error(self, req, {errc::unknown_type, "'" + t + "' is not served by this version"}, enc);
   } else {

@@ -61,7 +61,7 @@ void fanout_confirmed(self_ptr self, uint64_t round, uint64_t seq) {
   if (round != st.round)
     return;
   auto i = st.outstanding.find(seq);
-  if (i == st.outstanding.end() || --i->second > 0)
+  if (i == st.outstanding.end() || (i->second > 0 && --i->second > 0))
     return;
   st.outstanding.erase(i);
   auto done = st.outstanding.empty() ? st.committed : st.outstanding.begin()->first - 1;
@@ -74,12 +74,14 @@ void fanout_confirmed(self_ptr self, uint64_t round, uint64_t seq) {
 // Copies one committed message into every member's inbox. Members receive
 // a conversation's messages in seq order: requests to one actor are
 // delivered in the order they were sent.
-void start_fanout(self_ptr self, const message& m) {
+void start_fanout(self_ptr self, const message& m, const std::vector<std::string>& audience) {
   auto& st = self->state;
-  st.outstanding[m.seq] = st.members.size();
+  st.outstanding[m.seq] = audience.size();
   auto round = st.round;
   auto seq = m.seq;
-  for (const auto& member : st.members) {
+  if (audience.empty())
+    fanout_confirmed(self, round, seq);   // nobody to copy to: done at once
+  for (const auto& member : audience) {
     self->request(st.ctx->dir->user(member), fanout_timeout, deliver_atom::value, m)
       .then([=](ok_atom) { fanout_confirmed(self, round, seq); },
             [=](caf::error&) { fanout_failed(self, round); });
@@ -99,7 +101,7 @@ void refanout(self_ptr self) {
     if (page.items.empty())
       break;
     for (const auto& m : page.items)
-      start_fanout(self, m);
+      start_fanout(self, m, st.members);   // today's members; inboxes skip what they hold
     after = page.items.back().seq;
   }
 }
@@ -138,12 +140,87 @@ std::optional<caf::error> answer_committed(self_ptr self, const std::string& use
   return caf::error{};
 }
 
+// A message of this conversation with the next seq and a fresh mid.
+message next_message(self_ptr self, const std::string& from, int64_t ts) {
+  auto& st = self->state;
+  message m;
+  m.conv = st.id.name;
+  m.seq = ++st.assigned;
+  m.mid = st.ctx->mids->next();
+  m.from = from;
+  m.ts = ts;
+  return m;
+}
+
+using extra_write = std::function<void(storage::store&, storage::txn&)>;
+
+// Members and roles as the store has them (after a failed commit too).
+void load_members(self_ptr self) {
+  auto& st = self->state;
+  if (st.id.kind == conv_kind::dm) {
+    st.members = dm_members(st.id);
+    return;
+  }
+  st.roles.clear();
+  st.members.clear();
+  auto t = st.ctx->store->read();
+  for (auto& [user, role] : st.ctx->store->members(t, st.id.name)) {
+    st.members.push_back(user);
+    st.roles.emplace(std::move(user), std::move(role));
+  }
+}
+
+// Commits consecutive messages (and `extra` in the same transaction), then
+// calls `done` (nullptr: committed) and copies them into `audience`'s
+// inboxes. The ack goes out before the fan-out starts, never before the
+// commit.
+void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
+            std::vector<std::string> audience, std::function<void(const caf::error*)> done) {
+  auto& st = self->state;
+  auto expires = msgs.front().ts / 1000 + static_cast<int64_t>(st.ctx->cfg.dedupe_ttl);
+  auto epoch = st.epoch;
+  auto kind = static_cast<uint8_t>(st.id.kind);
+  // The first commit of a dm gives both users a read position.
+  auto members = msgs.front().seq == 1 && st.id.kind == conv_kind::dm ? st.members
+                                                                      : std::vector<std::string>{};
+  write_job job{[msgs, kind, expires, members, extra](storage::store& s, storage::txn& t) {
+    auto rc = s.commit_messages(t, msgs.front().conv, kind, msgs, expires, members);
+    if (rc == errc::none && extra)
+      extra(s, t);
+    return rc;
+  }};
+  self->request(st.ctx->writer, caf::infinite, std::move(job))
+    .then(
+      [=](ok_atom) {
+        self->state.committed = msgs.back().seq;
+        done(nullptr);
+        for (const auto& m : msgs)
+          start_fanout(self, m, audience);
+      },
+      [=](caf::error& e) {
+        auto& st = self->state;
+        done(&e);
+        // Every later seq handed out in this epoch fails too (the store
+        // wants k-1 before k): start again after the last committed one,
+        // with the membership the store has.
+        if (epoch == st.epoch) {
+          st.epoch++;
+          st.assigned = st.committed;
+          load_members(self);
+        }
+      });
+}
+
 void handle_send(self_ptr self, const std::string& user, const std::string& device,
                  std::vector<send_item>& items) {
   auto& st = self->state;
   auto rp = self->make_response_promise();
   if (items.empty()) {
     rp.deliver(make_error(errc::bad_frame, "no messages"));
+    return;
+  }
+  if (st.id.kind == conv_kind::group && st.assigned == 0) {
+    rp.deliver(make_error(errc::not_found, "no such group " + st.id.name));
     return;
   }
   if (!is_member(st, user)) {
@@ -164,61 +241,118 @@ void handle_send(self_ptr self, const std::string& user, const std::string& devi
   std::vector<message> msgs;
   msgs.reserve(items.size());
   for (auto& item : items) {
-    message m;
-    m.conv = st.id.name;
-    m.seq = ++st.assigned;
-    m.mid = st.ctx->mids->next();
-    m.from = user;
+    auto m = next_message(self, user, ts);
     m.device = device;
     m.cmid = std::move(item.cmid);
     m.type = std::move(item.type);
     m.body = std::move(item.body);
     m.ex = std::move(item.ex);
-    m.ts = ts;
     m.prio = item.prio;
     msgs.push_back(std::move(m));
   }
   auto waiters = std::make_shared<std::vector<caf::response_promise>>();
   for (const auto& m : msgs)
     st.inflight.emplace(inflight_key(user, m.cmid), waiters);
-  auto expires = ts / 1000 + static_cast<int64_t>(st.ctx->cfg.dedupe_ttl);
-  auto epoch = st.epoch;
-  auto kind = static_cast<uint8_t>(st.id.kind);
-  // The first commit gives every member a read position (unread counts).
-  auto members = msgs.front().seq == 1 ? st.members : std::vector<std::string>{};
-  write_job job{[msgs, kind, expires, members](storage::store& s, storage::txn& t) {
-    return s.commit_messages(t, msgs.front().conv, kind, msgs, expires, members);
-  }};
   auto settle = [self, user, msgs, waiters]() {
     for (const auto& m : msgs)
       self->state.inflight.erase(inflight_key(user, m.cmid));
   };
-  self->request(st.ctx->writer, caf::infinite, std::move(job))
-    .then(
-      [=](ok_atom) mutable {
-        auto& st = self->state;
-        settle();
-        st.committed = msgs.back().seq;
-        st.ctx->metrics->messages_accepted += msgs.size();
-        rp.deliver(ack_of(msgs, false));
-        for (auto& w : *waiters)
-          w.deliver(ack_of(msgs, true));
-        for (const auto& m : msgs)
-          start_fanout(self, m);
-      },
-      [=](caf::error& e) mutable {
-        auto& st = self->state;
-        settle();
-        rp.deliver(e);
-        for (auto& w : *waiters)
-          w.deliver(e);
-        // Every later seq handed out in this epoch fails too (the store
-        // wants k-1 before k): start again after the last committed one.
-        if (epoch == st.epoch) {
-          st.epoch++;
-          st.assigned = st.committed;
-        }
-      });
+  commit(self, msgs, nullptr, st.members, [=](const caf::error* e) mutable {
+    settle();
+    if (e) {
+      rp.deliver(*e);
+      for (auto& w : *waiters)
+        w.deliver(*e);
+      return;
+    }
+    self->state.ctx->metrics->messages_accepted += msgs.size();
+    rp.deliver(ack_of(msgs, false));
+    for (auto& w : *waiters)
+      w.deliver(ack_of(msgs, true));
+  });
+}
+
+// A system message announcing a membership change, committed together
+// with the change itself. `audience`: who gets the announcement.
+void change_members(self_ptr self, const std::string& actor, const std::string& op,
+                    const std::vector<std::pair<std::string, std::string>>& added,
+                    const std::vector<std::string>& removed,
+                    std::vector<std::string> audience, caf::response_promise rp) {
+  auto& st = self->state;
+  json body{{"op", op}, {"members", json::array()}};
+  for (const auto& kv : added)
+    body["members"].push_back(kv.first);
+  for (const auto& u : removed)
+    body["members"].push_back(u);
+  auto m = next_message(self, actor, now_ms());
+  m.type = "system";
+  m.body = body.dump();
+  for (const auto& [user, role] : added)
+    st.roles[user] = role;
+  for (const auto& user : removed)
+    st.roles.erase(user);
+  st.members.clear();
+  for (const auto& kv : st.roles)
+    st.members.push_back(kv.first);
+  auto from_seq = m.seq;
+  auto change = [conv = st.id.name, added, removed, from_seq](storage::store& s, storage::txn& t) {
+    s.change_members(t, conv, added, removed, from_seq);
+  };
+  commit(self, {m}, change, std::move(audience), [=](const caf::error* e) mutable {
+    if (e)
+      rp.deliver(*e);
+    else
+      rp.deliver(ok_atom::value);
+  });
+}
+
+void handle_group(self_ptr self, const std::string& op, const std::string& actor,
+                  const std::vector<std::string>& users) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  auto fail = [&](errc code, std::string msg) { rp.deliver(make_error(code, std::move(msg))); };
+  if (st.id.kind != conv_kind::group)
+    return fail(errc::bad_frame, "only g: conversations have managed membership");
+  if (op == "create") {
+    if (st.assigned > 0)
+      return fail(errc::forbidden, st.id.name + " exists already");
+    std::vector<std::pair<std::string, std::string>> added{{actor, "owner"}};
+    for (const auto& u : users)
+      if (u != actor && std::none_of(added.begin(), added.end(), [&](auto& kv) { return kv.first == u; }))
+        added.emplace_back(u, "member");
+    std::vector<std::string> audience;
+    for (const auto& kv : added)
+      audience.push_back(kv.first);
+    return change_members(self, actor, op, added, {}, audience, rp);
+  }
+  if (st.assigned == 0)
+    return fail(errc::not_found, "no such group " + st.id.name);
+  auto owner = st.roles.find(actor);
+  if (owner == st.roles.end() || owner->second != "owner")
+    return fail(errc::forbidden, "only the owner of " + st.id.name + " changes its members");
+  if (op == "add") {
+    std::vector<std::pair<std::string, std::string>> added;
+    for (const auto& u : users)
+      if (!st.roles.count(u) && std::none_of(added.begin(), added.end(), [&](auto& kv) { return kv.first == u; }))
+        added.emplace_back(u, "member");
+    if (added.empty())
+      return rp.deliver(ok_atom::value);
+    auto audience = st.members;
+    for (const auto& kv : added)
+      audience.push_back(kv.first);
+    return change_members(self, actor, op, added, {}, audience, rp);
+  }
+  // remove: the removed members get the announcement too
+  std::vector<std::string> removed;
+  for (const auto& u : users) {
+    if (u == actor)
+      return fail(errc::bad_frame, "the owner cannot be removed");
+    if (st.roles.count(u) && std::find(removed.begin(), removed.end(), u) == removed.end())
+      removed.push_back(u);
+  }
+  if (removed.empty())
+    return rp.deliver(ok_atom::value);
+  change_members(self, actor, op, {}, removed, st.members, rp);
 }
 
 } // namespace
@@ -227,8 +361,7 @@ caf::behavior conversation_actor(self_ptr self, const node_context* ctx, conv_id
   auto& st = self->state;
   st.ctx = ctx;
   st.id = std::move(id);
-  if (st.id.kind == conv_kind::dm)
-    st.members = dm_members(st.id);
+  load_members(self);
   {
     auto t = ctx->store->read();
     if (auto meta = ctx->store->conv(t, st.id.name)) {
@@ -244,6 +377,9 @@ caf::behavior conversation_actor(self_ptr self, const node_context* ctx, conv_id
   return {
     [=](send_atom, std::string& user, std::string& device, std::vector<send_item>& items) {
       handle_send(self, user, device, items);
+    },
+    [=](group_atom, std::string& op, std::string& actor, std::vector<std::string>& users) {
+      handle_group(self, op, actor, users);
     },
     [=](tick_atom) {
       self->state.fanout_retry_scheduled = false;

@@ -19,7 +19,8 @@ struct node_context;
 struct conversation_state {
   const node_context* ctx = nullptr;
   conv_id id;
-  std::vector<std::string> members;
+  std::vector<std::string> members;           // as of the last assigned seq
+  std::map<std::string, std::string> roles;    // g: member -> "owner" | "member"
   uint64_t assigned = 0;    // last seq handed out
   uint64_t committed = 0;   // last seq the store confirmed
   uint64_t epoch = 0;       // bumps when a failed commit rolls `assigned` back

@@ -18,6 +18,8 @@
 //                   <- typing_atom, conv, user                  (from a conversation)
 //                   <- presence_atom, actor watcher -> bool online now
 //   conversation    <- typing_atom, user
+//                   <- group_atom, op ("create"|"add"|"remove"), actor, vector<user>
+//                                                         -> ok_atom | error
 //   connection      <- frame_atom, string data, bool binary   (from net/)
 //                   <- closed_atom                             (from net/)
 //                   <- push_atom, uint64_t iseq, message       (from user)
@@ -57,6 +59,7 @@ using kick_atom = caf::atom_constant<caf::atom("kick")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using group_atom = caf::atom_constant<caf::atom("group")>;
 using read_atom = caf::atom_constant<caf::atom("read")>;
 using receipt_atom = caf::atom_constant<caf::atom("receipt")>;
 using unread_atom = caf::atom_constant<caf::atom("unread")>;

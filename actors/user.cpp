@@ -40,9 +40,19 @@ void handle_deliver(self_ptr self, message& m) {
     rp.deliver(ok_atom::value);
     return;
   }
-  if (m.seq != accepted + 1) {   // the conversation resends from its watermark
-    rp.deliver(make_error(errc::internal, "inbox gap"));
-    return;
+  if (m.seq != accepted + 1) {
+    // Joining a group moves the position in the store: look again before
+    // refusing (then the conversation resends from its watermark).
+    auto t = st.ctx->store->read();
+    accepted = std::max(accepted, st.ctx->store->user_conv_of(t, st.user, m.conv).delivered_seq);
+    if (m.seq <= accepted) {
+      rp.deliver(ok_atom::value);
+      return;
+    }
+    if (m.seq != accepted + 1) {
+      rp.deliver(make_error(errc::internal, "inbox gap"));
+      return;
+    }
   }
   accepted = m.seq;
   auto iseq = ++st.assigned;
@@ -150,8 +160,9 @@ std::vector<unread_entry> unread(self_ptr self) {
       continue;
     auto i = st.read.find(conv);
     auto read = std::max(uc.read_seq, i == st.read.end() ? 0 : i->second);
-    if (meta->last_seq > read)
-      out.push_back(unread_entry{conv, meta->last_seq, read});
+    auto last = uc.left_seq > 0 ? std::min(meta->last_seq, uc.left_seq) : meta->last_seq;
+    if (last > read)
+      out.push_back(unread_entry{conv, last, read});
   }
   return out;
 }

@@ -509,6 +509,14 @@ json presence_frame(std::string_view user, bool online) {
   return {{"t", "presence"}, {"user", user}, {"online", online}};
 }
 
+json group_info_result_frame(req_id req, std::string_view conv,
+                             const std::vector<std::string>& members, std::string_view owner,
+                             std::string_view mode, uint64_t last_seq) {
+  return with_req({{"t", "group_info_result"}, {"conv", conv}, {"members", members},
+                   {"owner", owner}, {"mode", mode}, {"last_seq", last_seq}},
+                  req);
+}
+
 json ok_frame(req_id req) {
   return with_req({{"t", "ok"}}, req);
 }

@@ -130,6 +130,9 @@ json read_frame(std::string_view conv, uint64_t seq);        // to the user's ot
 json receipt_frame(std::string_view conv, std::string_view user, uint64_t seq);
 json typing_frame(std::string_view conv, std::string_view user);
 json presence_frame(std::string_view user, bool online);
+json group_info_result_frame(req_id req, std::string_view conv,
+                             const std::vector<std::string>& members, std::string_view owner,
+                             std::string_view mode, uint64_t last_seq);
 json ok_frame(req_id req);
 json pong_frame(req_id req);
 json error_frame(req_id req, errc code, std::string_view msg);

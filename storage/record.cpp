@@ -81,15 +81,17 @@ std::optional<conv_meta> decode_conv_meta(std::string_view bytes) {
 std::string encode(const user_conv& m) {
   msgpack::sbuffer buf;
   packer pk(buf);
-  pk.pack_array(2);
-  pk.pack(m.read_seq).pack(m.delivered_seq);
+  pk.pack_array(3);
+  pk.pack(m.read_seq).pack(m.delivered_seq).pack(m.left_seq);
   return to_string(buf);
 }
 
 std::optional<user_conv> decode_user_conv(std::string_view bytes) {
-  return unpack_array<user_conv>(bytes, 2, [](const msgpack::object* a, uint32_t, user_conv& m) {
+  return unpack_array<user_conv>(bytes, 2, [](const msgpack::object* a, uint32_t n, user_conv& m) {
     a[0].convert(m.read_seq);
     a[1].convert(m.delivered_seq);
+    if (n > 2)
+      a[2].convert(m.left_seq);
   });
 }
 

@@ -24,6 +24,7 @@ struct conv_meta {
 struct user_conv {
   uint64_t read_seq = 0;
   uint64_t delivered_seq = 0;   // highest seq copied into the user's inbox
+  uint64_t left_seq = 0;        // g: groups: the seq that removed the user (0: member)
 };
 
 // users: user -> inbox head and per-device acked positions

@@ -61,6 +61,7 @@ store::store(const store_options& opts) {
     users_ = open_db(t, "users");
     dedupe_ = open_db(t, "dedupe");
     fanout_ = open_db(t, "fanout");
+    members_ = open_db(t, "members");
     t.commit();
   } catch (...) {
     mdb_env_close(env_);
@@ -138,6 +139,44 @@ std::vector<std::string> store::pending_fanouts(const txn& t) const {
   for (bool ok = c.first(); ok; ok = c.next())
     out.emplace_back(c.key());
   return out;
+}
+
+std::optional<std::string> store::role(const txn& t, std::string_view conv,
+                                       std::string_view user) const {
+  auto v = t.get(members_, pair_key(conv, user));
+  return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
+}
+
+std::vector<std::pair<std::string, std::string>> store::members(const txn& t,
+                                                                std::string_view conv) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto prefix = key_prefix(conv);
+  cursor c(t, members_);
+  for (bool ok = c.seek(prefix); ok && c.key().substr(0, prefix.size()) == prefix; ok = c.next())
+    out.emplace_back(std::string(c.key().substr(prefix.size())), std::string(c.value()));
+  return out;
+}
+
+void store::change_members(txn& t, std::string_view conv,
+                           const std::vector<std::pair<std::string, std::string>>& added,
+                           const std::vector<std::string>& removed, uint64_t from_seq) {
+  for (const auto& [user, role] : added) {
+    t.put(members_, pair_key(conv, user), role);
+    auto uc = user_conv_of(t, user, conv);
+    uc.delivered_seq = std::max(uc.delivered_seq, from_seq - 1);
+    uc.read_seq = std::max(uc.read_seq, from_seq - 1);
+    uc.left_seq = 0;
+    t.put(user_convs_, pair_key(user, conv), encode(uc));
+  }
+  // A removed user still gets the message that removes it, already read:
+  // nothing after it counts as unread.
+  for (const auto& user : removed) {
+    t.del(members_, pair_key(conv, user));
+    auto uc = user_conv_of(t, user, conv);
+    uc.read_seq = std::max(uc.read_seq, from_seq);
+    uc.left_seq = from_seq;
+    t.put(user_convs_, pair_key(user, conv), encode(uc));
+  }
 }
 
 std::vector<std::pair<std::string, user_conv>> store::user_convs(const txn& t,

@@ -25,6 +25,7 @@
 //   users       user               -> user_meta (inbox head, device acks)
 //   dedupe      user \0 cmid       -> dedupe_entry (the original ack)
 //   fanout      conv               -> "" while some inbox copies are missing
+//   members     conv \0 user       -> role ("owner" | "member") of g: groups
 namespace imengine::storage {
 
 struct store_options {
@@ -66,6 +67,11 @@ public:
   // Ascending from iseq > after.
   page<inbox_entry> inbox_after(const txn& t, std::string_view user, uint64_t after, uint32_t limit) const;
   std::vector<std::string> pending_fanouts(const txn& t) const;
+  // A group member's role, nullopt for non-members.
+  std::optional<std::string> role(const txn& t, std::string_view conv, std::string_view user) const;
+  // The members of a group with their roles, ordered by user.
+  std::vector<std::pair<std::string, std::string>> members(const txn& t,
+                                                           std::string_view conv) const;
   // Every conversation the user has positions in, with them.
   std::vector<std::pair<std::string, user_conv>> user_convs(const txn& t,
                                                             std::string_view user) const;
@@ -88,6 +94,12 @@ public:
                     const std::vector<message>& msgs);
   // Records that every seq <= fanout_seq is in every inbox.
   void set_fanout(txn& t, std::string_view conv, uint64_t fanout_seq);
+  // Membership changes of a group, written with the system message that
+  // announces them. Each added user's positions start at `from_seq` - 1:
+  // the group's history before it joined is neither delivered nor unread.
+  void change_members(txn& t, std::string_view conv,
+                      const std::vector<std::pair<std::string, std::string>>& added,
+                      const std::vector<std::string>& removed, uint64_t from_seq);
   // Moves a device's acked position forward (never back).
   void set_acked(txn& t, std::string_view user, std::string_view device, uint64_t iseq);
   // Moves a read position forward (never back).
@@ -100,7 +112,7 @@ public:
 private:
   MDB_env* env_ = nullptr;
   MDB_dbi msgs_ = 0, convs_ = 0, user_convs_ = 0, inbox_ = 0, users_ = 0,
-          dedupe_ = 0, fanout_ = 0;
+          dedupe_ = 0, fanout_ = 0, members_ = 0;
 };
 
 } // namespace imengine::storage

@@ -172,3 +172,29 @@ TEST_CASE("expired dedupe entries are replaced by a new send and swept") {
   CHECK(s.dedupe(t, "a", "old", 1700000000));
   CHECK_FALSE(s.dedupe(t, "a", "keep", 0));
 }
+
+TEST_CASE("membership changes position joiners at their join and stop leavers") {
+  temp_dir dir;
+  store s({dir.path.string(), false, 64});
+  auto t = s.write();
+  s.change_members(t, "g:x", {{"a", "owner"}, {"b", "member"}}, {}, 1);
+  CHECK(s.members(t, "g:x") == std::vector<std::pair<std::string, std::string>>{{"a", "owner"}, {"b", "member"}});
+  CHECK(s.role(t, "g:x", "a") == std::optional<std::string>("owner"));
+  CHECK_FALSE(s.role(t, "g:x", "c"));
+  s.change_members(t, "g:x", {{"c", "member"}}, {}, 7);
+  auto c = s.user_conv_of(t, "c", "g:x");
+  CHECK(c.delivered_seq == 6);   // history before the join is not delivered ...
+  CHECK(c.read_seq == 6);        // ... nor unread
+  s.change_members(t, "g:x", {}, {"b"}, 9);
+  CHECK_FALSE(s.role(t, "g:x", "b"));
+  auto b = s.user_conv_of(t, "b", "g:x");
+  CHECK(b.left_seq == 9);
+  CHECK(b.read_seq == 9);        // the removal itself counts as read
+  CHECK(b.delivered_seq == 0);   // ... but it is still delivered to b
+  s.change_members(t, "g:x", {{"b", "member"}}, {}, 12);   // back again
+  CHECK(s.user_conv_of(t, "b", "g:x").left_seq == 0);
+  CHECK(s.user_conv_of(t, "b", "g:x").delivered_seq == 11);
+  auto back = decode_user_conv(encode(user_conv{1, 2, 3}));
+  REQUIRE(back);
+  CHECK(back->left_seq == 3);
+}
