@@ -1,7 +1,6 @@
 #include "actors/connection.hpp"
 
 #include <chrono>
-#include <unordered_set>
 
 #include "actors/directory.hpp"
 #include "actors/node_context.hpp"
@@ -18,6 +17,7 @@ using self_ptr = caf::stateful_actor<connection_state>*;
 constexpr auto auth_timeout = std::chrono::seconds(10);
 constexpr auto send_timeout = std::chrono::seconds(30);
 constexpr unsigned max_bad_streak = 20;
+constexpr auto notify_check = std::chrono::milliseconds(50);
 
 void reply(self_ptr self, const json& frame, encoding enc) {
   auto bytes = std::make_shared<const std::string>(encode_frame(frame, enc));
@@ -164,13 +164,13 @@ void handle_auth(self_ptr self, const json& f, req_id req, encoding enc) {
         st.push_enc = enc;
         st.pushed = st.acked = head;
         reply(self, auth_ok_frame(req, st.user, st.device, head, st.ctx->cfg.node), enc);
+        self->send(st.ctx->fanout, register_atom::value, st.user, caf::actor_cast<caf::actor>(self));
       },
       [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
 }
 
-// Whether the user may use `c`: dm by its id, groups by their stored
-// membership. Rooms are not served by this version (membership needs
-// `join`).
+// Whether the user may use `c`: dm by its id, groups and rooms by their
+// stored membership.
 std::optional<failure> check_access(const node_context* ctx, const conv_id& c,
                                    const std::string& user) {
   switch (c.kind) {
@@ -187,8 +187,12 @@ std::optional<failure> check_access(const node_context* ctx, const conv_id& c,
         return failure{errc::forbidden, "not a member of " + c.name};
       return std::nullopt;
     }
-    case conv_kind::room:
-      return failure{errc::forbidden, "not a member of " + c.name};
+    case conv_kind::room: {
+      auto t = ctx->store->read();
+      if (!ctx->store->role(t, c.name, user))
+        return failure{errc::forbidden, "join " + c.name + " first"};
+      return std::nullopt;
+    }
   }
   return failure{errc::internal, "unknown conversation kind"};
 }
@@ -210,10 +214,11 @@ std::optional<conv_id> accessible(self_ptr self, const std::string& conv, req_id
 void handle_send(self_ptr self, const std::string& conv, std::vector<send_item> items,
                  bool batch, req_id req, encoding enc) {
   auto& st = self->state;
-  // A group's own actor checks membership in mailbox order, so that a send
-  // pipelined behind group_create or group_add is judged after them.
+  // A group's or room's own actor checks membership in mailbox order, so
+  // that a send pipelined behind group_create, group_add or join is judged
+  // after them.
   auto c = parse_conv(conv);
-  if (!c || c->kind != conv_kind::group)
+  if (!c || c->kind == conv_kind::dm)
     c = accessible(self, conv, req, enc);
   if (!c)
     return;
@@ -246,12 +251,6 @@ void handle_history(self_ptr self, const history_req& r, req_id req, encoding en
   auto page = r.before ? st.ctx->store->messages_before(t, r.conv, *r.before, r.limit)
                        : st.ctx->store->messages_after(t, r.conv, r.after.value_or(0), r.limit);
   reply(self, history_result_frame(req, r.conv, page.items, page.more), enc);
-}
-
-// Frame types of the protocol that this version does not serve yet.
-bool planned_type(const std::string& t) {
-  static const std::unordered_set<std::string> planned{"join", "leave"};
-  return planned.count(t) > 0;
 }
 
 // An event for the client (read on another device, receipt, typing,
@@ -310,8 +309,57 @@ void handle_group_info(self_ptr self, const conv_req& r, req_id req, encoding en
     members.push_back(std::move(user));
   }
   auto last = st.ctx->store->conv(t, r.conv).value_or(storage::conv_meta{}).last_seq;
-  // Every group is copied into inboxes by this version, whatever its size.
-  reply(self, group_info_result_frame(req, r.conv, members, owner, "inbox", last), enc);
+  auto mode = members.size() > st.ctx->cfg.large_group ? "timeline" : "inbox";
+  reply(self, group_info_result_frame(req, r.conv, members, owner, mode, last), enc);
+}
+
+void handle_room(self_ptr self, const std::string& op, const conv_req& r, req_id req,
+                 encoding enc) {
+  auto& st = self->state;
+  auto c = parse_conv(r.conv);
+  if (!c || c->kind != conv_kind::room) {
+    reply_error(self, req, {errc::bad_frame, op + " needs an r: conversation"}, enc);
+    return;
+  }
+  self->request(st.ctx->dir->conversation(*c), send_timeout, group_atom::value, op, st.user,
+                std::vector<std::string>{})
+    .then([=](ok_atom) { reply(self, ok_frame(req), enc); },
+          [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
+}
+
+// A timeline push. Normal-priority ones give way to a `notify` while the
+// outbound queue is long (the client pulls with history); prio 1 always
+// goes out. The net layer closes a connection whose queue stays too long.
+void on_timeline(self_ptr self, const timeline_frame& f) {
+  auto& st = self->state;
+  if (!st.authed || st.closing)
+    return;
+  if (f.prio == 0 && st.sink->backlog() > st.ctx->cfg.slow_queue) {
+    st.pending_notify[f.conv] = f.seq;
+    if (!st.notify_timer_armed) {
+      st.notify_timer_armed = true;
+      self->delayed_send(self, notify_check, flush_atom::value);
+    }
+    return;
+  }
+  auto binary = st.push_enc == encoding::msgpack;
+  st.sink->send(binary ? f.msgpack : f.json, binary);
+  st.ctx->metrics->pushes++;
+}
+
+void flush_notifies(self_ptr self) {
+  auto& st = self->state;
+  st.notify_timer_armed = false;
+  if (st.closing || st.pending_notify.empty())
+    return;
+  if (st.sink->backlog() > st.ctx->cfg.slow_queue) {
+    st.notify_timer_armed = true;
+    self->delayed_send(self, notify_check, flush_atom::value);
+    return;
+  }
+  for (const auto& [conv, seq] : st.pending_notify)
+    event(self, notify_frame(conv, seq));
+  st.pending_notify.clear();
 }
 
 // The current state of each user now, their changes later.
@@ -394,8 +442,9 @@ void handle_frame(self_ptr self, const std::string& data, bool binary) {
   } else if (t == "group_info") {
     with_parsed(self, parse_conv_req(f), req, enc,
                 [&](conv_req& r) { handle_group_info(self, r, req, enc); });
-  } else if (planned_type(t)) {
-    reply_error(self, req, {errc::unknown_type, "'" + t + "' is not served by this version"}, enc);
+  } else if (t == "join" || t == "leave") {
+    with_parsed(self, parse_conv_req(f), req, enc,
+                [&](conv_req& r) { handle_room(self, t, r, req, enc); });
   } else {
     reply_error(self, req, {errc::unknown_type, "unknown frame type '" + t + "'"}, enc);
   }
@@ -426,6 +475,8 @@ caf::behavior connection_actor(self_ptr self, const node_context* ctx,
     [=](presence_atom, std::string& user, bool online) {
       event(self, presence_frame(user, online));
     },
+    [=](timeline_frame& f) { on_timeline(self, f); },
+    [=](flush_atom) { flush_notifies(self); },
     [=](kick_atom, uint16_t code) {
       auto& st = self->state;
       if (!st.closing) {

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -33,6 +34,10 @@ struct connection_state {
   bool timer_armed = false;
   uint64_t progress_mark = 0;   // `acked` at the previous retransmit tick
   uint32_t attempts = 0;        // retransmits without progress
+  // Timeline pushes held back while the outbound queue is long: conv ->
+  // latest seq, sent as `notify` once the queue drains.
+  std::map<std::string, uint64_t> pending_notify;
+  bool notify_timer_armed = false;
   static inline const char* name = "connection";
 };
 

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/directory.hpp"
+#include "actors/fanout.hpp"
 #include "actors/node_context.hpp"
 #include "engine/rules.hpp"
 #include "storage/store.hpp"
@@ -140,6 +141,20 @@ std::optional<caf::error> answer_committed(self_ptr self, const std::string& use
   return caf::error{};
 }
 
+// Read diffusion for rooms and for groups above the threshold: one shared
+// timeline, pushed through the node's fanout actor, no inbox copies.
+bool timeline_mode(const conversation_state& st) {
+  return st.id.kind == conv_kind::room
+         || (st.id.kind == conv_kind::group && st.members.size() > st.ctx->cfg.large_group);
+}
+
+void tell_fanout(self_ptr self, std::vector<std::string> added, std::vector<std::string> removed,
+                 bool reset) {
+  auto& st = self->state;
+  self->send(st.ctx->fanout, members_atom::value, st.id.name, std::move(added),
+             std::move(removed), reset);
+}
+
 // A message of this conversation with the next seq and a fresh mid.
 message next_message(self_ptr self, const std::string& from, int64_t ts) {
   auto& st = self->state;
@@ -177,6 +192,9 @@ void load_members(self_ptr self) {
 void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
             std::vector<std::string> audience, std::function<void(const caf::error*)> done) {
   auto& st = self->state;
+  // The mode is decided in mailbox order, with the seq: a switch falls
+  // between two messages, never across one.
+  auto timeline = timeline_mode(st);
   auto expires = msgs.front().ts / 1000 + static_cast<int64_t>(st.ctx->cfg.dedupe_ttl);
   auto epoch = st.epoch;
   auto kind = static_cast<uint8_t>(st.id.kind);
@@ -193,9 +211,12 @@ void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
     .then(
       [=](ok_atom) {
         self->state.committed = msgs.back().seq;
+        for (const auto& m : msgs) {
+          if (timeline)
+            self->send(self->state.ctx->fanout, timeline_atom::value, m);
+          start_fanout(self, m, timeline ? std::vector<std::string>{} : audience);
+        }
         done(nullptr);
-        for (const auto& m : msgs)
-          start_fanout(self, m, audience);
       },
       [=](caf::error& e) {
         auto& st = self->state;
@@ -207,6 +228,8 @@ void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
           st.epoch++;
           st.assigned = st.committed;
           load_members(self);
+          if (timeline_mode(st))
+            tell_fanout(self, st.members, {}, true);
         }
       });
 }
@@ -287,6 +310,7 @@ void change_members(self_ptr self, const std::string& actor, const std::string& 
   auto m = next_message(self, actor, now_ms());
   m.type = "system";
   m.body = body.dump();
+  auto was_timeline = timeline_mode(st);
   for (const auto& [user, role] : added)
     st.roles[user] = role;
   for (const auto& user : removed)
@@ -294,11 +318,31 @@ void change_members(self_ptr self, const std::string& actor, const std::string& 
   st.members.clear();
   for (const auto& kv : st.roles)
     st.members.push_back(kv.first);
+  auto now_timeline = timeline_mode(st);
   auto from_seq = m.seq;
-  auto change = [conv = st.id.name, added, removed, from_seq](storage::store& s, storage::txn& t) {
+  // Joiners hear of timeline messages from this one on: tell the fanout
+  // before the message goes out; leavers after it (they get the notice).
+  if (now_timeline && !was_timeline) {
+    tell_fanout(self, st.members, {}, true);
+  } else if (now_timeline && !added.empty()) {
+    std::vector<std::string> users;
+    for (const auto& kv : added)
+      users.push_back(kv.first);
+    tell_fanout(self, users, {}, false);
+  }
+  // Back to inbox copies: every receiver's inbox continues at this seq.
+  auto resume_inboxes = was_timeline && !now_timeline ? audience : std::vector<std::string>{};
+  auto change = [conv = st.id.name, added, removed, from_seq, resume_inboxes](storage::store& s,
+                                                                            storage::txn& t) {
     s.change_members(t, conv, added, removed, from_seq);
+    for (const auto& user : resume_inboxes)
+      s.set_delivered(t, user, conv, from_seq - 1);
   };
   commit(self, {m}, change, std::move(audience), [=](const caf::error* e) mutable {
+    if (!e && now_timeline && !removed.empty())
+      tell_fanout(self, {}, removed, false);
+    if (!e && was_timeline && !now_timeline)
+      tell_fanout(self, {}, {}, true);
     if (e)
       rp.deliver(*e);
     else
@@ -311,7 +355,17 @@ void handle_group(self_ptr self, const std::string& op, const std::string& actor
   auto& st = self->state;
   auto rp = self->make_response_promise();
   auto fail = [&](errc code, std::string msg) { rp.deliver(make_error(code, std::move(msg))); };
-  if (st.id.kind != conv_kind::group)
+  if (st.id.kind == conv_kind::room) {   // open: anyone joins, anyone leaves
+    auto member = st.roles.count(actor) > 0;
+    if (op == "join")
+      return member ? rp.deliver(ok_atom::value)
+                    : change_members(self, actor, op, {{actor, "member"}}, {}, {}, rp);
+    if (op == "leave")
+      return !member ? rp.deliver(ok_atom::value)
+                     : change_members(self, actor, op, {}, {actor}, {}, rp);
+    return fail(errc::bad_frame, "rooms have no managed membership: join or leave");
+  }
+  if (st.id.kind != conv_kind::group || op == "join" || op == "leave")
     return fail(errc::bad_frame, "only g: conversations have managed membership");
   if (op == "create") {
     if (st.assigned > 0)
@@ -362,6 +416,8 @@ caf::behavior conversation_actor(self_ptr self, const node_context* ctx, conv_id
   st.ctx = ctx;
   st.id = std::move(id);
   load_members(self);
+  if (timeline_mode(st))
+    tell_fanout(self, st.members, {}, true);
   {
     auto t = ctx->store->read();
     if (auto meta = ctx->store->conv(t, st.id.name)) {

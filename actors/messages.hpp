@@ -20,6 +20,10 @@
 //   conversation    <- typing_atom, user
 //                   <- group_atom, op ("create"|"add"|"remove"), actor, vector<user>
 //                                                         -> ok_atom | error
+//   fanout          <- register_atom, user, actor conn          (a connection authed)
+//                   <- members_atom, conv, vector<user> added, vector<user> removed,
+//                      bool reset                            (from a timeline conversation)
+//                   <- timeline_atom, message                 (a committed timeline message)
 //   connection      <- frame_atom, string data, bool binary   (from net/)
 //                   <- closed_atom                             (from net/)
 //                   <- push_atom, uint64_t iseq, message       (from user)
@@ -28,6 +32,7 @@
 //                   <- receipt_atom, conv, user, uint64_t seq  (dm peer read)
 //                   <- typing_atom, conv, user
 //                   <- presence_atom, user, bool online
+//                   <- timeline_frame                          (from fanout)
 
 #include <cstdint>
 #include <functional>
@@ -38,6 +43,7 @@
 
 #include "engine/error.hpp"
 #include "engine/frame.hpp"
+#include "engine/frame_sink.hpp"
 #include "engine/message.hpp"
 
 namespace imengine::storage {
@@ -59,6 +65,8 @@ using kick_atom = caf::atom_constant<caf::atom("kick")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using members_atom = caf::atom_constant<caf::atom("members")>;
+using timeline_atom = caf::atom_constant<caf::atom("timeline")>;
 using group_atom = caf::atom_constant<caf::atom("group")>;
 using read_atom = caf::atom_constant<caf::atom("read")>;
 using receipt_atom = caf::atom_constant<caf::atom("receipt")>;
@@ -75,6 +83,16 @@ struct send_ack {
   std::vector<uint64_t> mids;
   int64_t ts = 0;
   bool dup = false;
+};
+
+// A timeline message for one connection, encoded once for all of them:
+// the connection picks its encoding. Local only (shares the bytes).
+struct timeline_frame {
+  std::string conv;
+  uint64_t seq = 0;
+  uint8_t prio = 0;
+  frame_bytes json;
+  frame_bytes msgpack;
 };
 
 // A unit of work for the storage writer, run inside its one write
@@ -121,3 +139,4 @@ void add_message_types(caf::actor_system_config& cfg);
 } // namespace imengine
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(imengine::write_job)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(imengine::timeline_frame)

@@ -20,6 +20,7 @@ struct node_context {
   engine_config cfg;
   storage::store* store = nullptr;
   caf::actor writer;
+  caf::actor fanout;   // timeline deliveries to this node's connections
   imengine::metrics* metrics = nullptr;
   mid_generator* mids = nullptr;
   directory* dir = nullptr;

@@ -517,6 +517,10 @@ json group_info_result_frame(req_id req, std::string_view conv,
                   req);
 }
 
+json notify_frame(std::string_view conv, uint64_t seq) {
+  return {{"t", "notify"}, {"conv", conv}, {"seq", seq}};
+}
+
 json ok_frame(req_id req) {
   return with_req({{"t", "ok"}}, req);
 }

@@ -133,6 +133,7 @@ json presence_frame(std::string_view user, bool online);
 json group_info_result_frame(req_id req, std::string_view conv,
                              const std::vector<std::string>& members, std::string_view owner,
                              std::string_view mode, uint64_t last_seq);
+json notify_frame(std::string_view conv, uint64_t seq);   // pull with history
 json ok_frame(req_id req);
 json pong_frame(req_id req);
 json error_frame(req_id req, errc code, std::string_view msg);

@@ -34,7 +34,8 @@ struct cli_config : caf::actor_system_config {
       .add(e.dedupe_ttl, "dedupe-ttl", "seconds a cmid is remembered at least")
       .add(e.map_size_mb, "map-size-mb", "LMDB map size in MiB")
       .add(e.io_threads, "io-threads", "network threads")
-      .add(e.push_window, "push-window", "unacked pushes per connection");
+      .add(e.push_window, "push-window", "unacked pushes per connection")
+      .add(e.slow_queue, "slow-queue", "queued frames above which room pushes become notify");
   }
 };
 

@@ -8,6 +8,7 @@
 
 #include "actors/connection.hpp"
 #include "actors/directory.hpp"
+#include "actors/fanout.hpp"
 #include "actors/messages.hpp"
 #include "actors/node_context.hpp"
 #include "actors/storage_writer.hpp"
@@ -103,6 +104,7 @@ uint16_t node::start() {
   d.ctx.metrics = &d.stats;
   d.ctx.mids = &d.mids;
   d.ctx.writer = d.sys->spawn<caf::detached>(storage_writer, d.store.get(), &d.stats);
+  d.ctx.fanout = d.sys->spawn(fanout_actor);
   d.dir = std::make_unique<directory>(*d.sys, &d.ctx);
   d.ctx.dir = d.dir.get();
   d.started = true;
@@ -150,9 +152,11 @@ void node::stop() {
   for (auto& a : d.dir->all())
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   // A normal message: the writer commits every job queued before it.
+  caf::anon_send_exit(d.ctx.fanout, caf::exit_reason::user_shutdown);
   caf::anon_send(d.ctx.writer, stop_atom::value);
   d.dir->close();
   d.ctx.writer = nullptr;
+  d.ctx.fanout = nullptr;
   d.sys->await_all_actors_done();
   d.server->stop();
   d.sys.reset();

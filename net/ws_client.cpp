@@ -90,7 +90,11 @@ struct ws_client::impl {
                                + std::to_string(port) + path + " failed: " + result.message());
   }
 
+  bool paused = false;    // io thread only
+  bool reading = false;   // io thread only
+
   void do_read() {
+    reading = true;
     ws.async_read(buffer, [this](beast::error_code ec, std::size_t) {
       std::lock_guard<std::mutex> g(mtx);
       if (ec) {
@@ -104,7 +108,10 @@ struct ws_client::impl {
                       ws.got_binary());
       buffer.consume(buffer.size());
       cv.notify_all();
-      do_read();
+      if (paused)
+        reading = false;   // resume() reads on
+      else
+        do_read();
     });
   }
 
@@ -254,6 +261,20 @@ std::optional<uint16_t> ws_client::close_code() const {
 
 size_t ws_client::pings_received() const {
   return impl_->pings.load();
+}
+
+void ws_client::pause() {
+  auto& d = *impl_;
+  asio::post(d.ioc, [&d] { d.paused = true; });
+}
+
+void ws_client::resume() {
+  auto& d = *impl_;
+  asio::post(d.ioc, [&d] {
+    d.paused = false;
+    if (!d.reading)
+      d.do_read();
+  });
 }
 
 void ws_client::freeze() {

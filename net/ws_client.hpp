@@ -60,6 +60,11 @@ public:
   // pings. Simulates a peer that went silent without closing.
   void freeze();
 
+  // Stops reading after the frame being read (the server's frames pile up
+  // in the kernel and then in its queue) until resume(). Slow-consumer tests.
+  void pause();
+  void resume();
+
   // Sends a close frame (1000) and waits up to 2 s for the server's answer.
   // The destructor, in contrast, just drops the TCP connection.
   void close();

@@ -263,6 +263,15 @@ void store::set_acked(txn& t, std::string_view user, std::string_view device,
   t.put(users_, user, encode(meta));
 }
 
+void store::set_delivered(txn& t, std::string_view user, std::string_view conv,
+                          uint64_t seq) {
+  auto uc = user_conv_of(t, user, conv);
+  if (seq <= uc.delivered_seq)
+    return;
+  uc.delivered_seq = seq;
+  t.put(user_convs_, pair_key(user, conv), encode(uc));
+}
+
 void store::set_read(txn& t, std::string_view user, std::string_view conv,
                      uint64_t seq) {
   auto uc = user_conv_of(t, user, conv);

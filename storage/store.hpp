@@ -100,6 +100,9 @@ public:
   void change_members(txn& t, std::string_view conv,
                       const std::vector<std::pair<std::string, std::string>>& added,
                       const std::vector<std::string>& removed, uint64_t from_seq);
+  // Moves the delivered position forward (never back): inbox copies of
+  // `conv` continue after `seq`.
+  void set_delivered(txn& t, std::string_view user, std::string_view conv, uint64_t seq);
   // Moves a device's acked position forward (never back).
   void set_acked(txn& t, std::string_view user, std::string_view device, uint64_t iseq);
   // Moves a read position forward (never back).

@@ -9,6 +9,7 @@
 
 #include "actors/conversation.hpp"
 #include "actors/directory.hpp"
+#include "actors/fanout.hpp"
 #include "actors/messages.hpp"
 #include "actors/node_context.hpp"
 #include "actors/storage_writer.hpp"
@@ -46,6 +47,7 @@ struct fixture {
     ctx.metrics = &stats;
     ctx.mids = &mids;
     ctx.writer = sys->spawn<caf::detached>(storage_writer, store.get(), &stats);
+    ctx.fanout = sys->spawn(fanout_actor);
     dir_ = std::make_unique<directory>(*sys, &ctx);
     ctx.dir = dir_.get();
   }
@@ -55,9 +57,11 @@ struct fixture {
       return;
     for (auto& a : dir_->all())
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(ctx.fanout, caf::exit_reason::user_shutdown);
     caf::anon_send(ctx.writer, stop_atom::value);
     dir_->close();
     ctx.writer = nullptr;
+    ctx.fanout = nullptr;
     sys->await_all_actors_done();
     dir_.reset();
     sys.reset();

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/messages.hpp"
+
+namespace imengine {
+
+struct fanout_state {
+  // user -> its live connections on this node
+  std::unordered_map<std::string, std::vector<caf::actor>> online;
+  // timeline conversation -> its members (as the conversation told us)
+  std::unordered_map<std::string, std::unordered_set<std::string>> subs;
+  static inline const char* name = "fanout";
+};
+
+// One per node: delivers timeline (read-diffusion) messages to the node's
+// live connections of their conversation's members. A conversation sends
+// it one message per node, not one per member; the frame is encoded once
+// per encoding, not once per connection. Membership arrives from the
+// conversation in order with its messages, so a joiner gets everything
+// after its join and a leaver nothing after its leave.
+caf::behavior fanout_actor(caf::stateful_actor<fanout_state>* self);
+
+} // namespace imengine
