@@ -1,0 +1,134 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "bench/connection.hpp"
+#include "bench/options.hpp"
+
+// The driver core every scenario shares: io threads, a fleet of
+// connections opened with bounded concurrency, windowed senders, the
+// progress line and bounded waits.
+namespace imbench {
+
+// What a scenario gets from main.
+struct run_context {
+  const options& opts;
+  conn_config base;         // host, port, encoding
+  unsigned threads = 1;
+  std::string run_id;       // makes user names unique per run
+  int server_pid = -1;      // -1: unknown, no /proc figures
+};
+
+// Thrown by a scenario that cannot run against this engine version.
+struct not_available : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// N io threads, each with its own io_context: a connection lives on one
+// thread for good, so its state needs no locks.
+class io_pool {
+public:
+  explicit io_pool(unsigned threads);
+  ~io_pool();
+  boost::asio::io_context& next();
+  // Lets the threads finish (connections must be closed first) and joins.
+  void stop();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+// Prints a progress line on stderr once a second while a scenario waits.
+class monitor {
+public:
+  monitor(std::string name, const totals& t);
+  void tick();
+  // Waits until `done()` or `limit` passes, ticking; returns done().
+  bool wait_until(const std::function<bool()>& done, bench_clock::duration limit);
+  double elapsed_s() const;
+
+private:
+  std::string name_;
+  const totals& totals_;
+  bench_clock::time_point start_, last_;
+  uint64_t last_acked_ = 0, last_delivered_ = 0;
+};
+
+class fleet {
+public:
+  fleet(io_pool& pool, totals& t, conn_config base, unsigned concurrency);
+  std::shared_ptr<connection> add(const std::string& user, const std::string& device);
+  // Starts every connection added since the last call, at most
+  // `concurrency` handshakes at a time, and waits until all settled or
+  // `limit` passed. Returns how many are ready.
+  size_t open_all(monitor& mon, bench_clock::duration limit);
+  void close_all();
+  const std::vector<std::shared_ptr<connection>>& all() const { return conns_; }
+  // Sums of the per-connection order checks (after the io threads stopped).
+  uint64_t duplicated() const;
+  uint64_t out_of_order() const;
+  std::vector<uint32_t> delivery_us() const;
+  bench_clock::time_point last_push() const;
+  std::vector<std::string> error_samples(size_t max) const;
+
+private:
+  void launch(size_t i);
+  io_pool& pool_;
+  totals& totals_;
+  conn_config base_;
+  unsigned concurrency_;
+  std::vector<std::shared_ptr<connection>> conns_;
+  size_t started_ = 0;
+  std::atomic<size_t> next_{0};
+  std::atomic<size_t> settled_{0};
+  size_t end_ = 0;
+};
+
+struct send_plan {
+  std::string conv;
+  uint64_t count = 0;                 // messages at most
+  bench_clock::time_point stop_at;    // no new send after this
+  unsigned window = 1;                // sends in flight
+  size_t size = 0;                    // body bytes
+  std::string cmid_prefix;
+};
+
+// Keeps `window` sends in flight on one connection until count or time
+// is reached; records ack latency and the committed seqs.
+class sender {
+public:
+  sender(std::shared_ptr<connection> c, send_plan plan, totals& t);
+  void start();   // from any thread
+  bool done() const { return done_.load(); }
+  std::shared_ptr<connection> conn() const { return conn_; }
+  // Results (after done()).
+  std::vector<uint64_t> acked_seqs;
+  std::vector<uint32_t> ack_us;
+
+private:
+  void fill();
+  void on_frame(const json& f);
+  std::shared_ptr<connection> conn_;
+  send_plan plan_;
+  totals& totals_;
+  uint64_t issued_ = 0;
+  std::unordered_map<uint64_t, bench_clock::time_point> in_flight_;   // by req
+  std::atomic<bool> done_{false};
+};
+
+} // namespace imbench
+
+namespace imbench {
+
+// The fields every summary has: scenario, params, counters, order checks,
+// errors with a few samples. `ok` false marks a run that did not complete.
+json base_summary(const std::string& scenario, json params, const totals& t, const fleet& f);
+
+} // namespace imbench

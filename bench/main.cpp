@@ -1,0 +1,100 @@
+// imbench: load generator for imengine. See docs/BENCHMARKS.md.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "bench/scenarios.hpp"
+#include "bench/spawn.hpp"
+
+namespace {
+
+const char* usage =
+  "usage: imbench SCENARIO [options]\n"
+  "scenarios: dm, offline, idle (group and room-fanout: not available yet)\n"
+  "common:  --host=127.0.0.1 --port=N | --spawn=PATH [--sync=full|none] [--engine-args='...']\n"
+  "         --server-pid=PID --threads=1 --encoding=json|msgpack --run-id=ID\n"
+  "dm:      --pairs=10 --window=10 --size=100 --count=1000 --duration=30 --grace=5\n"
+  "offline: --count=1000 --window=100 --page=100 --size=100\n"
+  "idle:    --conns=1000 --settle=2 --hold=0\n"
+  "exit: 0 ok, 1 lost/duplicated/out-of-order, 2 run failed, 3 not available, 64 usage\n";
+
+std::vector<std::string> split_words(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;)
+    out.push_back(w);
+  return out;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  using namespace imbench;
+  if (argc < 2 || std::string(argv[1]).rfind("--", 0) == 0) {
+    std::fputs(usage, stderr);
+    return 64;
+  }
+  const std::string scenario = argv[1];
+  if (scenario == "group" || scenario == "room-fanout") {
+    std::fprintf(stderr, "imbench: scenario '%s' is not available yet: the engine does not serve "
+                         "%s, so no figure is produced\n",
+                 scenario.c_str(), scenario == "group" ? "large (timeline) groups" : "rooms (r:)");
+    return 3;
+  }
+  json (*run)(run_context&) = scenario == "dm"        ? run_dm
+                              : scenario == "offline" ? run_offline
+                              : scenario == "idle"    ? run_idle
+                                                      : nullptr;
+  if (!run) {
+    std::fprintf(stderr, "imbench: unknown scenario '%s'\n%s", scenario.c_str(), usage);
+    return 64;
+  }
+  try {
+    options opts(argc, argv, 2);
+    run_context ctx{opts, {}, 1, {}, -1};
+    ctx.base.host = opts.str("host", "127.0.0.1");
+    ctx.base.msgpack = opts.str("encoding", "json") == "msgpack";
+    if (!ctx.base.msgpack && opts.str("encoding", "json") != "json")
+      throw std::invalid_argument("--encoding must be json or msgpack");
+    ctx.threads = static_cast<unsigned>(opts.num("threads", 1));
+    ctx.run_id = opts.str("run-id", std::to_string(getpid()) + "x" + std::to_string(time(nullptr) % 100000));
+    ctx.server_pid = static_cast<int>(opts.num("server-pid", 0));
+    json server{{"spawned", false}};
+    std::optional<engine_child> engine;
+    if (opts.has("spawn")) {
+      auto sync = opts.str("sync", "full");
+      auto args = split_words(opts.str("engine-args", ""));
+      args.push_back("--sync=" + sync);
+      if (ctx.base.host != "127.0.0.1")
+        throw std::invalid_argument("--spawn binds the engine to 127.0.0.1");
+      engine.emplace(opts.str("spawn", ""), args);
+      ctx.base.port = engine->port();
+      if (ctx.server_pid <= 0)
+        ctx.server_pid = engine->pid();
+      server = {{"spawned", true}, {"sync", sync}, {"engine_args", args}};
+    } else {
+      ctx.base.port = static_cast<uint16_t>(opts.num("port", 0));
+      if (ctx.base.port == 0)
+        throw std::invalid_argument("give --port=N or --spawn=PATH");
+    }
+    auto out = run(ctx);
+    out["params"]["encoding"] = ctx.base.msgpack ? "msgpack" : "json";
+    out["params"]["threads"] = ctx.threads;
+    server["pid"] = ctx.server_pid;
+    if (engine)
+      server["exit_status"] = engine->stop();
+    out["server"].update(server);
+    std::cout << out.dump(2) << std::endl;
+    uint64_t bad = out["lost"].get<uint64_t>() + out["duplicated"].get<uint64_t>() +
+                   out["out_of_order"].get<uint64_t>();
+    if (bad > 0)
+      return 1;
+    return out["ok"].get<bool>() ? 0 : 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "imbench: %s\n%s", e.what(), usage);
+    return 64;
+  }
+}

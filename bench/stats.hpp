@@ -1,0 +1,32 @@
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// Latency percentiles and the server's /proc figures.
+namespace imbench {
+
+// {"n","p50","p90","p99","p999","max"} in milliseconds from microsecond
+// samples (sorted in place).
+nlohmann::json latency_summary(std::vector<uint32_t>& us);
+
+// utime+stime of a process in seconds, or -1 when it cannot be read.
+double proc_cpu_seconds(int pid);
+// VmRSS of a process in KiB, or -1.
+long proc_rss_kb(int pid);
+
+// CPU of the server over one measured phase.
+class cpu_probe {
+public:
+  explicit cpu_probe(int pid) : pid_(pid), start_(proc_cpu_seconds(pid)) {}
+  // Adds "cpu_s" and "cpu_s_per_1k_msgs" to `out` when the pid is known.
+  void report(nlohmann::json& out, uint64_t messages) const;
+
+private:
+  int pid_;
+  double start_;
+};
+
+} // namespace imbench

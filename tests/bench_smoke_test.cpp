@@ -1,0 +1,78 @@
+// Smoke run of bench/imbench against a spawned engine: every message
+// arrives exactly once and in order. Speed is never asserted here.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+using json = nlohmann::json;
+
+namespace {
+
+struct run_result {
+  int exit_code = -1;
+  json summary;
+};
+
+// Runs imbench with the given arguments (engine spawned by imbench itself);
+// stdout carries the JSON summary, stderr the progress lines.
+run_result imbench(const std::string& args) {
+  std::string cmd = std::string(IMBENCH_BINARY) + " " + args + " --spawn=" IMENGINE_BINARY;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+    out.append(buf, n);
+  int status = pclose(p);
+  run_result r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.summary = json::parse(out, nullptr, false);
+  INFO("command: " << cmd << "\nstdout: " << out);
+  REQUIRE_FALSE(r.summary.is_discarded());
+  return r;
+}
+
+void check_exactly_once(const run_result& r, uint64_t expected) {
+  INFO("summary: " << r.summary.dump(2));
+  CHECK(r.exit_code == 0);
+  CHECK(r.summary["ok"] == true);
+  CHECK(r.summary["errors"] == 0);
+  CHECK(r.summary["lost"] == 0);
+  CHECK(r.summary["duplicated"] == 0);
+  CHECK(r.summary["out_of_order"] == 0);
+  CHECK(r.summary["acked"] == expected);
+  CHECK(r.summary["delivered"] == expected);
+}
+
+} // namespace
+
+TEST_CASE("dm over JSON: 4 pairs, window 8, 200 messages each, all delivered once in order") {
+  auto r = imbench("dm --pairs=4 --window=8 --count=200");
+  check_exactly_once(r, 800);
+  CHECK(r.summary["echoed"] == 800);   // the sender's own device gets each message too
+  CHECK(r.summary["latency_ms"]["delivery"]["n"] == 800);
+}
+
+TEST_CASE("dm over msgpack") {
+  auto r = imbench("dm --pairs=4 --window=8 --count=200 --encoding=msgpack");
+  check_exactly_once(r, 800);
+}
+
+TEST_CASE("offline: 300 messages pulled with sync after login") {
+  auto r = imbench("offline --count=300");
+  check_exactly_once(r, 300);
+  CHECK(r.summary["sync_pages"] >= 3);   // 100 per page
+  CHECK(r.summary.contains("login_to_synced_ms"));
+}
+
+TEST_CASE("scenarios the engine cannot serve yet exit 3 without figures") {
+  CHECK(WEXITSTATUS(std::system(IMBENCH_BINARY " room-fanout >/dev/null 2>&1")) == 3);
+}
