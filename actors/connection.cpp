@@ -163,6 +163,7 @@ void handle_auth(self_ptr self, const json& f, req_id req, encoding enc) {
         st.inbox = inbox;
         st.push_enc = enc;
         st.pushed = st.acked = head;
+        self->monitor(inbox);
         reply(self, auth_ok_frame(req, st.user, st.device, head, st.ctx->cfg.node), enc);
         self->send(st.ctx->fanout, register_atom::value, st.user, caf::actor_cast<caf::actor>(self));
       },
@@ -363,14 +364,76 @@ void flush_notifies(self_ptr self) {
 }
 
 // The current state of each user now, their changes later.
-void handle_presence_sub(self_ptr self, const presence_sub_req& r) {
+void subscribe_presence(self_ptr self, const std::string& user) {
   auto& st = self->state;
-  for (const auto& user : r.users) {
-    self->request(st.ctx->dir->user(user), send_timeout, presence_atom::value,
-                  caf::actor_cast<caf::actor>(self))
-      .then([=](bool online) { event(self, presence_frame(user, online)); },
-            [](caf::error&) {});
+  auto target = st.ctx->dir->user(user);
+  if (!target)
+    return;
+  if (st.watched.emplace(target.address(), user).second)
+    self->monitor(target);
+  self->request(target, send_timeout, presence_atom::value, caf::actor_cast<caf::actor>(self))
+    .then([=](bool online) { event(self, presence_frame(user, online)); },
+          [](caf::error&) {});
+}
+
+void handle_presence_sub(self_ptr self, const presence_sub_req& r) {
+  for (const auto& user : r.users)
+    subscribe_presence(self, user);
+}
+
+// The user actor is gone (a crash): register with its successor, which
+// rebuilt its state from LMDB, and push whatever this connection missed.
+void reattach(self_ptr self) {
+  auto& st = self->state;
+  st.inbox = st.ctx->dir->user(st.user);
+  if (!st.inbox)
+    return;   // shutting down
+  self->monitor(st.inbox);
+  self->request(st.inbox, send_timeout, register_atom::value, st.device,
+                caf::actor_cast<caf::actor>(self))
+    .then(
+      [=](uint64_t head) {
+        auto& st = self->state;
+        if (head > st.pushed) {
+          st.behind = true;
+          refill(self);
+        }
+      },
+      [=](caf::error&) { self->state.sink->close(1011, "inbox unavailable"); });
+}
+
+void on_down(self_ptr self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  if (st.inbox && dm.source == st.inbox.address()) {
+    reattach(self);
+    return;
   }
+  if (auto i = st.watched.find(dm.source); i != st.watched.end()) {
+    auto user = i->second;
+    st.watched.erase(i);
+    subscribe_presence(self, user);
+  }
+}
+
+// Fault injection for tests (--fault-injection): kills a user or
+// conversation actor the way a crash would.
+void handle_crash(self_ptr self, const json& f, req_id req, encoding enc) {
+  auto& st = self->state;
+  auto kind = f.value("kind", "");
+  auto id = f.value("id", "");
+  caf::actor target;
+  if (kind == "user" && valid_user(id))
+    target = st.ctx->dir->user(id);
+  else if (auto c = parse_conv(id); kind == "conv" && c)
+    target = st.ctx->dir->conversation(*c);
+  if (!target) {
+    reply_error(self, req, {errc::bad_frame, "kind must be user or conv, with a valid id"}, enc);
+    return;
+  }
+  caf::anon_send_exit(target, caf::exit_reason::kill);
+  reply(self, ok_frame(req), enc);
 }
 
 template <class Parsed, class F>
@@ -442,6 +505,8 @@ void handle_frame(self_ptr self, const std::string& data, bool binary) {
   } else if (t == "group_info") {
     with_parsed(self, parse_conv_req(f), req, enc,
                 [&](conv_req& r) { handle_group_info(self, r, req, enc); });
+  } else if (t == "_crash" && st.ctx->cfg.fault_injection) {
+    handle_crash(self, f, req, enc);
   } else if (t == "join" || t == "leave") {
     with_parsed(self, parse_conv_req(f), req, enc,
                 [&](conv_req& r) { handle_room(self, t, r, req, enc); });
@@ -461,6 +526,7 @@ caf::behavior connection_actor(self_ptr self, const node_context* ctx,
   ctx->metrics->connections++;
   ctx->metrics->connections_total++;
   self->attach_functor([stats = ctx->metrics] { stats->connections--; });
+  self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
   return {
     [=](frame_atom, std::string& data, bool binary) { handle_frame(self, data, binary); },
     [=](push_atom, uint64_t iseq, message& m) { on_push(self, iseq, m); },

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <string>
 
@@ -38,6 +39,8 @@ struct connection_state {
   // latest seq, sent as `notify` once the queue drains.
   std::map<std::string, uint64_t> pending_notify;
   bool notify_timer_armed = false;
+  // user actors watched for presence (resubscribed if they restart)
+  std::unordered_map<caf::actor_addr, std::string> watched;
   static inline const char* name = "connection";
 };
 

@@ -13,11 +13,23 @@
 
 namespace imengine {
 
+conversation_state::~conversation_state() {
+  auto gone = make_error(errc::unavailable, "the conversation restarted: resend");
+  for (auto& kv : replies)
+    kv.second.deliver(gone);
+  for (auto& kv : inflight)
+    for (auto& w : *kv.second)
+      if (w.pending())
+        w.deliver(gone);
+}
+
 namespace {
 
 using self_ptr = caf::stateful_actor<conversation_state>*;
 
 constexpr auto fanout_timeout = std::chrono::seconds(30);
+
+void load_state(self_ptr self);
 constexpr auto fanout_retry = std::chrono::seconds(1);
 
 std::string inflight_key(const std::string& user, const std::string& cmid) {
@@ -155,6 +167,22 @@ void tell_fanout(self_ptr self, std::vector<std::string> added, std::vector<std:
              std::move(removed), reset);
 }
 
+// Parks a reply until its commit: the state answers it if the actor dies.
+uint64_t park(self_ptr self, caf::response_promise rp) {
+  auto id = ++self->state.last_reply;
+  self->state.replies.emplace(id, std::move(rp));
+  return id;
+}
+
+template <class T>
+void answer(self_ptr self, uint64_t id, T&& x) {
+  auto& replies = self->state.replies;
+  if (auto i = replies.find(id); i != replies.end()) {
+    i->second.deliver(std::forward<T>(x));
+    replies.erase(i);
+  }
+}
+
 // A message of this conversation with the next seq and a fresh mid.
 message next_message(self_ptr self, const std::string& from, int64_t ts) {
   auto& st = self->state;
@@ -226,10 +254,7 @@ void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
         // with the membership the store has.
         if (epoch == st.epoch) {
           st.epoch++;
-          st.assigned = st.committed;
-          load_members(self);
-          if (timeline_mode(st))
-            tell_fanout(self, st.members, {}, true);
+          load_state(self);
         }
       });
 }
@@ -280,16 +305,17 @@ void handle_send(self_ptr self, const std::string& user, const std::string& devi
     for (const auto& m : msgs)
       self->state.inflight.erase(inflight_key(user, m.cmid));
   };
+  auto reply = park(self, std::move(rp));
   commit(self, msgs, nullptr, st.members, [=](const caf::error* e) mutable {
     settle();
     if (e) {
-      rp.deliver(*e);
+      answer(self, reply, *e);
       for (auto& w : *waiters)
         w.deliver(*e);
       return;
     }
     self->state.ctx->metrics->messages_accepted += msgs.size();
-    rp.deliver(ack_of(msgs, false));
+    answer(self, reply, ack_of(msgs, false));
     for (auto& w : *waiters)
       w.deliver(ack_of(msgs, true));
   });
@@ -338,15 +364,16 @@ void change_members(self_ptr self, const std::string& actor, const std::string& 
     for (const auto& user : resume_inboxes)
       s.set_delivered(t, user, conv, from_seq - 1);
   };
+  auto reply = park(self, std::move(rp));
   commit(self, {m}, change, std::move(audience), [=](const caf::error* e) mutable {
     if (!e && now_timeline && !removed.empty())
       tell_fanout(self, {}, removed, false);
     if (!e && was_timeline && !now_timeline)
       tell_fanout(self, {}, {}, true);
     if (e)
-      rp.deliver(*e);
+      answer(self, reply, *e);
     else
-      rp.deliver(ok_atom::value);
+      answer(self, reply, ok_atom::value);
   });
 }
 
@@ -409,18 +436,16 @@ void handle_group(self_ptr self, const std::string& op, const std::string& actor
   change_members(self, actor, op, {}, removed, st.members, rp);
 }
 
-} // namespace
-
-caf::behavior conversation_actor(self_ptr self, const node_context* ctx, conv_id id) {
+// Members, seqs and the fan-out watermark as the store has them; finishes
+// a fan-out a crash cut short.
+void load_state(self_ptr self) {
   auto& st = self->state;
-  st.ctx = ctx;
-  st.id = std::move(id);
   load_members(self);
   if (timeline_mode(st))
     tell_fanout(self, st.members, {}, true);
   {
-    auto t = ctx->store->read();
-    if (auto meta = ctx->store->conv(t, st.id.name)) {
+    auto t = st.ctx->store->read();
+    if (auto meta = st.ctx->store->conv(t, st.id.name)) {
       st.assigned = st.committed = meta->last_seq;
       st.fanout_done = st.fanout_persisted = meta->fanout_seq;
     }
@@ -430,6 +455,21 @@ caf::behavior conversation_actor(self_ptr self, const node_context* ctx, conv_id
                  st.committed);
     refanout(self);
   }
+}
+
+} // namespace
+
+caf::behavior conversation_actor(self_ptr self, const node_context* ctx, conv_id id) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.id = std::move(id);
+  // A crashed predecessor's commits may still wait at the writer: a no-op
+  // job behind them tells when they are done, and `await` holds every
+  // request until then, so the state read below is the final one.
+  write_job barrier{[](storage::store&, storage::txn&) { return errc::none; }};
+  self->request(ctx->writer, caf::infinite, std::move(barrier))
+    .await([=](ok_atom) { load_state(self); },
+           [=](caf::error& e) { self->quit(e); });
   return {
     [=](send_atom, std::string& user, std::string& device, std::vector<send_item>& items) {
       handle_send(self, user, device, items);

@@ -34,6 +34,11 @@ struct conversation_state {
   bool fanout_retry_scheduled = false;
   uint64_t round = 0;              // replies of older rounds are ignored
   std::map<uint64_t, size_t> outstanding;   // seq -> copies not yet confirmed
+  // Replies owed to requesters, answered after their commit. If the actor
+  // dies first (a crash), the destructor tells them to resend.
+  uint64_t last_reply = 0;
+  std::unordered_map<uint64_t, caf::response_promise> replies;
+  ~conversation_state();
   static inline const char* name = "conversation";
 };
 

@@ -1,5 +1,7 @@
 #include "actors/directory.hpp"
 
+#include <algorithm>
+
 #include "actors/conversation.hpp"
 #include "actors/node_context.hpp"
 #include "actors/user.hpp"
@@ -10,9 +12,22 @@ directory::directory(caf::actor_system& sys, const node_context* ctx)
   : sys_(sys), ctx_(ctx) {
 }
 
+bool directory::may_restart(const std::string& key) {
+  auto now = std::chrono::steady_clock::now();
+  auto& times = restarts_[key];
+  times.erase(std::remove_if(times.begin(), times.end(),
+                             [&](auto t) { return now - t > restart_window; }),
+              times.end());
+  if (times.size() >= max_restarts)
+    return false;
+  times.push_back(now);
+  return true;
+}
+
 template <class Spawn>
 caf::actor directory::find_or_spawn(std::unordered_map<std::string, caf::actor>& map,
-                                    const std::string& key, Spawn spawn) {
+                                    const std::string& key, Spawn spawn,
+                                    std::function<void()> on_crash) {
   std::lock_guard<std::recursive_mutex> guard(mtx_);
   if (closed_)
     return caf::actor{};
@@ -21,23 +36,34 @@ caf::actor directory::find_or_spawn(std::unordered_map<std::string, caf::actor>&
   caf::actor h = spawn();
   map.emplace(key, h);
   // Forget the handle once the actor is gone, unless a newer one took its
-  // place already.
+  // place already; after a crash, maybe start a new one right away.
   auto addr = h.address();
-  h->attach_functor([this, &map, key, addr] {
-    std::lock_guard<std::recursive_mutex> guard(mtx_);
-    if (auto i = map.find(key); i != map.end() && i->second.address() == addr)
-      map.erase(i);
+  h->attach_functor([this, &map, key, addr, on_crash](const caf::error& reason) {
+    std::function<void()> again;
+    {
+      std::lock_guard<std::recursive_mutex> guard(mtx_);
+      if (auto i = map.find(key); i != map.end() && i->second.address() == addr)
+        map.erase(i);
+      auto crashed = reason && reason != caf::exit_reason::user_shutdown;
+      if (crashed && on_crash && !closed_ && may_restart(key))
+        again = on_crash;
+    }
+    if (again)
+      again();
   });
   return h;
 }
 
 caf::actor directory::user(const std::string& id) {
-  return find_or_spawn(users_, id, [&] { return sys_.spawn(user_actor, ctx_, id); });
+  // Users come back on their next lookup: their connections look them up
+  // as soon as they see them go.
+  return find_or_spawn(users_, id, [&] { return sys_.spawn(user_actor, ctx_, id); }, nullptr);
 }
 
 caf::actor directory::conversation(const conv_id& id) {
-  return find_or_spawn(convs_, id.name,
-                       [&] { return sys_.spawn(conversation_actor, ctx_, id); });
+  return find_or_spawn(
+    convs_, id.name, [&] { return sys_.spawn(conversation_actor, ctx_, id); },
+    [this, id] { conversation(id); });
 }
 
 std::vector<caf::actor> directory::all() const {

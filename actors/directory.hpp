@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -14,9 +16,11 @@ namespace imengine {
 struct node_context;
 
 // Finds the actor of a user or conversation, spawning it on first use. An
-// actor that terminates (crash or stop) is forgotten, so the next lookup
-// spawns a fresh one that rebuilds its state from LMDB. Thread-safe: called
-// from connection actors on any scheduler thread.
+// actor that terminates is forgotten, so the next lookup spawns a fresh one
+// that rebuilds its state from LMDB. A conversation that crashes is
+// respawned at once (it may have a fan-out to finish), at most
+// `max_restarts` times in `restart_window` per conversation. Thread-safe:
+// called from actors on any scheduler thread.
 class directory {
 public:
   directory(caf::actor_system& sys, const node_context* ctx);
@@ -31,10 +35,15 @@ public:
   // (requests to it fail at once), so that nothing spawns during shutdown.
   void close();
 
+  static constexpr int max_restarts = 5;
+  static constexpr auto restart_window = std::chrono::seconds(10);
+
 private:
   template <class Spawn>
   caf::actor find_or_spawn(std::unordered_map<std::string, caf::actor>& map,
-                           const std::string& key, Spawn spawn);
+                           const std::string& key, Spawn spawn,
+                           std::function<void()> on_crash);
+  bool may_restart(const std::string& key);
 
   caf::actor_system& sys_;
   const node_context* ctx_;
@@ -44,6 +53,8 @@ private:
   std::unordered_map<std::string, caf::actor> users_;
   std::unordered_map<std::string, caf::actor> convs_;
   bool closed_ = false;
+  // key -> recent restart times
+  std::unordered_map<std::string, std::vector<std::chrono::steady_clock::time_point>> restarts_;
 };
 
 } // namespace imengine

@@ -23,7 +23,8 @@ struct engine_config {
   uint64_t map_size_mb = 65536;   // LMDB map size (address space, not disk)
   uint32_t io_threads = 1;
   uint32_t push_window = 1024;    // unacked pushes per connection before pausing
-  uint32_t slow_queue = 256;      // queued frames above which room pushes become notify
+  uint32_t slow_queue = 256;
+  bool fault_injection = false;   // serves `_crash` frames (tests only)      // queued frames above which room pushes become notify
 };
 
 } // namespace imengine

@@ -35,7 +35,8 @@ struct cli_config : caf::actor_system_config {
       .add(e.map_size_mb, "map-size-mb", "LMDB map size in MiB")
       .add(e.io_threads, "io-threads", "network threads")
       .add(e.push_window, "push-window", "unacked pushes per connection")
-      .add(e.slow_queue, "slow-queue", "queued frames above which room pushes become notify");
+      .add(e.slow_queue, "slow-queue", "queued frames above which room pushes become notify")
+      .add(e.fault_injection, "fault-injection", "serve _crash frames that kill actors (tests)");
   }
 };
 
