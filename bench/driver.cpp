@@ -171,12 +171,12 @@ std::vector<std::string> fleet::error_samples(size_t max) const {
 }
 
 sender::sender(std::shared_ptr<connection> c, send_plan plan, totals& t)
-    : conn_(std::move(c)), plan_(std::move(plan)), totals_(t) {
-  conn_->on_frame = [this](connection&, const json& f) { on_frame(f); };
-}
+    : conn_(std::move(c)), plan_(std::move(plan)), totals_(t) {}
 
 void sender::start() {
   conn_->post([this] {
+    // Installed on the io thread: the connection may be receiving already.
+    conn_->on_frame = [this](connection&, const json& f) { on_frame(f); };
     if (!conn_->is_ready())
       done_ = true;
     else

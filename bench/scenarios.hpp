@@ -8,5 +8,6 @@ namespace imbench {
 json run_dm(run_context& ctx);
 json run_offline(run_context& ctx);
 json run_idle(run_context& ctx);
+json run_group(run_context& ctx);
 
 } // namespace imbench

@@ -73,6 +73,18 @@ TEST_CASE("offline: 300 messages pulled with sync after login") {
   CHECK(r.summary.contains("login_to_synced_ms"));
 }
 
+TEST_CASE("group: 10 members, 3 senders, every member gets every message once in order") {
+  auto r = imbench("group --members=10 --senders=3 --window=4 --count=50");
+  INFO("summary: " << r.summary.dump(2));
+  CHECK(r.exit_code == 0);
+  CHECK(r.summary["lost"] == 0);
+  CHECK(r.summary["duplicated"] == 0);
+  CHECK(r.summary["out_of_order"] == 0);
+  CHECK(r.summary["acked"] == 150);
+  CHECK(r.summary["delivered"] == 150 * 9);   // to the other 9 members
+  CHECK(r.summary["echoed"] == 150);
+}
+
 TEST_CASE("scenarios the engine cannot serve yet exit 3 without figures") {
   CHECK(WEXITSTATUS(std::system(IMBENCH_BINARY " room-fanout >/dev/null 2>&1")) == 3);
 }
