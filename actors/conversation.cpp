@@ -486,6 +486,10 @@ caf::behavior conversation_actor(self_ptr self, const node_context* ctx, conv_id
       auto& st = self->state;
       if (!is_member(st, user))
         return;
+      if (timeline_mode(st)) {   // online members only, through this node's fanout
+        self->send(st.ctx->fanout, typing_atom::value, st.id.name, user);
+        return;
+      }
       for (const auto& member : st.members)
         if (member != user)
           self->send(st.ctx->dir->user(member), typing_atom::value, st.id.name, user);

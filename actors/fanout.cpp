@@ -8,36 +8,39 @@ namespace {
 
 using self_ptr = caf::stateful_actor<fanout_state>*;
 
-void deliver(self_ptr self, const message& m) {
+// Calls f(user, connections) for each member of `conv` online here.
+template <class F>
+void for_online_members(self_ptr self, const std::string& conv, F f) {
   auto& st = self->state;
-  auto sub = st.subs.find(m.conv);
+  auto sub = st.subs.find(conv);
   if (sub == st.subs.end())
     return;
+  // Walk the smaller side: members of a huge room, or users online here.
+  if (sub->second.size() <= st.online.size()) {
+    for (const auto& user : sub->second)
+      if (auto i = st.online.find(user); i != st.online.end())
+        f(user, i->second);
+  } else {
+    for (const auto& kv : st.online)
+      if (sub->second.count(kv.first))
+        f(kv.first, kv.second);
+  }
+}
+
+void deliver(self_ptr self, const message& m) {
   timeline_frame f;
   f.conv = m.conv;
   f.seq = m.seq;
   f.prio = m.prio;
   auto frame = msg_frame(m, std::nullopt);
-  auto send_to = [&](const std::string& user) {
-    auto i = st.online.find(user);
-    if (i == st.online.end())
-      return;
-    if (!f.json)   // encoded on first use, once per encoding
+  for_online_members(self, m.conv, [&](const std::string&, const std::vector<caf::actor>& conns) {
+    if (!f.json) {   // encoded on first use, once per encoding
       f.json = std::make_shared<const std::string>(encode_frame(frame, encoding::json));
-    if (!f.msgpack)
       f.msgpack = std::make_shared<const std::string>(encode_frame(frame, encoding::msgpack));
-    for (const auto& conn : i->second)
+    }
+    for (const auto& conn : conns)
       self->send(conn, f);
-  };
-  // Walk the smaller side: members of a huge room, or users online here.
-  if (sub->second.size() <= st.online.size()) {
-    for (const auto& user : sub->second)
-      send_to(user);
-  } else {
-    for (const auto& kv : st.online)
-      if (sub->second.count(kv.first))
-        send_to(kv.first);
-  }
+  });
 }
 
 } // namespace
@@ -71,6 +74,13 @@ caf::behavior fanout_actor(self_ptr self) {
         self->state.subs.erase(conv);
     },
     [=](timeline_atom, message& m) { deliver(self, m); },
+    [=](typing_atom, std::string& conv, std::string& from) {
+      for_online_members(self, conv, [&](const std::string& user, const std::vector<caf::actor>& conns) {
+        if (user != from)
+          for (const auto& conn : conns)
+            self->send(conn, typing_atom::value, conv, from);
+      });
+    },
   };
 }
 

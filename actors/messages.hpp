@@ -24,6 +24,7 @@
 //                   <- members_atom, conv, vector<user> added, vector<user> removed,
 //                      bool reset                            (from a timeline conversation)
 //                   <- timeline_atom, message                 (a committed timeline message)
+//                   <- typing_atom, conv, user                (typing in a timeline conversation)
 //   connection      <- frame_atom, string data, bool binary   (from net/)
 //                   <- closed_atom                             (from net/)
 //                   <- push_atom, uint64_t iseq, message       (from user)

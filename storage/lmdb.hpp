@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -72,13 +73,14 @@ inline std::string pair_key(std::string_view a, std::string_view b) {
   return k;
 }
 
-// A transaction; aborts in its destructor unless committed.
+// A transaction; aborts in its destructor unless committed. Counts the
+// keys it reads into `reads` (if given): what a query costs, measurable.
 class txn {
 public:
-  txn(MDB_env* env, bool read_only) {
+  txn(MDB_env* env, bool read_only, std::atomic<uint64_t>* reads = nullptr) : reads_(reads) {
     check(mdb_txn_begin(env, nullptr, read_only ? MDB_RDONLY : 0, &h_), "mdb_txn_begin");
   }
-  txn(txn&& other) noexcept : h_(other.h_) { other.h_ = nullptr; }
+  txn(txn&& other) noexcept : h_(other.h_), reads_(other.reads_) { other.h_ = nullptr; }
   txn& operator=(txn&&) = delete;
   txn(const txn&) = delete;
   ~txn() { abort(); }
@@ -95,7 +97,13 @@ public:
   }
   MDB_txn* handle() const noexcept { return h_; }
 
+  void count_read() const noexcept {
+    if (reads_)
+      reads_->fetch_add(1, std::memory_order_relaxed);
+  }
+
   std::optional<std::string_view> get(MDB_dbi db, std::string_view key) const {
+    count_read();
     auto k = as_val(key);
     MDB_val v;
     auto rc = mdb_get(h_, db, &k, &v);
@@ -120,12 +128,15 @@ public:
 
 private:
   MDB_txn* h_ = nullptr;
+  std::atomic<uint64_t>* reads_ = nullptr;
 };
 
 // A cursor inside one transaction, closed in its destructor.
 class cursor {
 public:
-  cursor(const txn& t, MDB_dbi db) { check(mdb_cursor_open(t.handle(), db, &h_), "mdb_cursor_open"); }
+  cursor(const txn& t, MDB_dbi db) : t_(t) {
+    check(mdb_cursor_open(t.handle(), db, &h_), "mdb_cursor_open");
+  }
   cursor(const cursor&) = delete;
   cursor& operator=(const cursor&) = delete;
   ~cursor() { mdb_cursor_close(h_); }
@@ -141,12 +152,14 @@ public:
 
 private:
   bool step(MDB_cursor_op op) {
+    t_.count_read();
     auto rc = mdb_cursor_get(h_, &k_, &v_, op);
     if (rc == MDB_NOTFOUND)
       return false;
     check(rc, "mdb_cursor_get");
     return true;
   }
+  const txn& t_;
   MDB_cursor* h_ = nullptr;
   MDB_val k_{0, nullptr};
   MDB_val v_{0, nullptr};

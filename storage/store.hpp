@@ -49,8 +49,11 @@ public:
   store(const store&) = delete;
   store& operator=(const store&) = delete;
 
-  txn read() const { return txn(env_, true); }
-  txn write() { return txn(env_, false); }
+  txn read() const { return txn(env_, true, &keys_read_); }
+  txn write() { return txn(env_, false, &keys_read_); }
+
+  // Keys read by every transaction so far (gets and cursor steps).
+  uint64_t keys_read() const { return keys_read_.load(std::memory_order_relaxed); }
 
   // ---- reads
   std::optional<conv_meta> conv(const txn& t, std::string_view conv) const;
@@ -116,6 +119,7 @@ private:
   MDB_env* env_ = nullptr;
   MDB_dbi msgs_ = 0, convs_ = 0, user_convs_ = 0, inbox_ = 0, users_ = 0,
           dedupe_ = 0, fanout_ = 0, members_ = 0;
+  mutable std::atomic<uint64_t> keys_read_{0};
 };
 
 } // namespace imengine::storage

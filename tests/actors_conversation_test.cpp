@@ -204,3 +204,54 @@ TEST_CASE("the writer commits a batch and fails only the job whose check fails")
   auto t = f.store->read();
   CHECK(f.store->user(t, "a").last_iseq == 3);
 }
+
+TEST_CASE("unread over 1,000 conversations reads the same keys however long their history") {
+  fixture f;
+  constexpr int convs = 1000;
+  // alice's conversations, written the way conversations write them
+  auto add_messages = [&](uint64_t from, uint64_t count) {
+    auto t = f.store->write();
+    for (int c = 0; c < convs; ++c) {
+      auto peer = "p" + std::to_string(1000 + c);
+      auto conv = "dm:alice:" + peer;
+      std::vector<message> msgs;
+      for (uint64_t seq = from; seq < from + count; ++seq) {
+        message m;
+        m.conv = conv;
+        m.seq = seq;
+        m.mid = seq;
+        m.from = peer;
+        m.cmid = conv + "-" + std::to_string(seq);
+        m.ts = 1;
+        msgs.push_back(m);
+      }
+      REQUIRE(f.store->commit_messages(t, conv, 0, msgs, 1 << 30, {"alice", peer}) == errc::none);
+    }
+    t.commit();
+  };
+  auto cost_of_unread = [&](uint64_t expect_total) {
+    caf::scoped_actor self{*f.sys};
+    auto inbox = f.dir_->user("alice");
+    auto before = f.store->keys_read();
+    uint64_t total = 0;
+    size_t listed = 0;
+    self->request(inbox, 10s, unread_atom::value)
+      .receive(
+        [&](std::vector<unread_entry>& entries) {
+          listed = entries.size();
+          for (auto& e : entries)
+            total += e.last_seq - e.read_seq;
+        },
+        [&](caf::error& e) { FAIL("unread failed: " << caf::to_string(e)); });
+    CHECK(listed == convs);
+    CHECK(total == expect_total);
+    return f.store->keys_read() - before;
+  };
+  add_messages(1, 1);
+  cost_of_unread(convs);   // warm-up: spawns the inbox actor, which reads its head
+  auto short_history = cost_of_unread(convs);
+  add_messages(2, 50);
+  auto long_history = cost_of_unread(convs * 51);
+  CHECK(short_history == long_history);    // flat: no message is scanned
+  CHECK(short_history <= 3 * convs + 2);   // about one key per position and per conversation
+}

@@ -58,6 +58,10 @@ TEST_CASE("room members get timeline pushes without iseq; outsiders nothing; lea
   CHECK(bob->wait_for(is_msg("r:lobby", 6))["body"] == "after carol");
   CHECK_THROWS(carol->wait_for(is_msg("r:lobby", 6), 500ms));
   CHECK(carol->request(send_frame("r:lobby", "c1", "hey"))["code"] == "forbidden");
+  // typing reaches the other online members, not the typist
+  alice->send(conv_frame("typing", "r:lobby"));
+  CHECK(bob->wait_for(is_type("typing")) == json{{"t", "typing"}, {"conv", "r:lobby"}, {"user", "alice"}});
+  CHECK_THROWS(alice->wait_for(is_type("typing"), 300ms));
   CHECK(dave->request(conv_frame("join", "g:notaroom"))["code"] == "bad_frame");
 }
 
