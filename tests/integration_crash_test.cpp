@@ -23,35 +23,6 @@ struct acked {
   std::string mid;
 };
 
-// Everything one conversation's history holds, by paging.
-std::vector<json> whole_history(imengine::net::ws_client& c, const std::string& conv) {
-  std::vector<json> out;
-  uint64_t after = 0;
-  while (true) {
-    auto page = c.request({{"t", "history"}, {"conv", conv}, {"after", after}, {"limit", 500}});
-    REQUIRE(page["t"] == "history_result");
-    for (auto& m : page["msgs"])
-      out.push_back(m);
-    if (!page["more"].get<bool>())
-      return out;
-    after = out.back()["seq"].get<uint64_t>();
-  }
-}
-
-std::vector<json> whole_inbox(imengine::net::ws_client& c) {
-  std::vector<json> out;
-  uint64_t after = 0;
-  while (true) {
-    auto page = c.request({{"t", "sync"}, {"after", after}, {"limit", 500}});
-    REQUIRE(page["t"] == "sync_result");
-    for (auto& m : page["msgs"])
-      out.push_back(m);
-    if (!page["more"].get<bool>())
-      return out;
-    after = out.back()["iseq"].get<uint64_t>();
-  }
-}
-
 } // namespace
 
 TEST_CASE("SIGKILL mid-stream loses no acked message and duplicates none") {

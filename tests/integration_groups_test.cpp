@@ -23,20 +23,6 @@ json members_frame(const std::string& t, const std::string& conv, std::vector<st
   return json{{"t", t}, {"conv", conv}, {"members", users}};
 }
 
-std::vector<json> whole_inbox(imengine::net::ws_client& c) {
-  std::vector<json> out;
-  uint64_t after = 0;
-  while (true) {
-    auto page = c.request({{"t", "sync"}, {"after", after}, {"limit", 500}});
-    REQUIRE(page["t"] == "sync_result");
-    for (auto& m : page["msgs"])
-      out.push_back(m);
-    if (!page["more"].get<bool>())
-      return out;
-    after = out.back()["iseq"].get<uint64_t>();
-  }
-}
-
 } // namespace
 
 TEST_CASE("group_create announces itself to every member; group_info tells the state") {

@@ -17,20 +17,6 @@ json crash(const std::string& kind, const std::string& id) {
   return json{{"t", "_crash"}, {"kind", kind}, {"id", id}};
 }
 
-std::vector<json> whole_inbox(imengine::net::ws_client& c) {
-  std::vector<json> out;
-  uint64_t after = 0;
-  while (true) {
-    auto page = c.request({{"t", "sync"}, {"after", after}, {"limit", 500}});
-    REQUIRE(page["t"] == "sync_result");
-    for (auto& m : page["msgs"])
-      out.push_back(m);
-    if (!page["more"].get<bool>())
-      return out;
-    after = out.back()["iseq"].get<uint64_t>();
-  }
-}
-
 } // namespace
 
 TEST_CASE("_crash is refused unless fault injection is on") {

@@ -172,6 +172,37 @@ bool wait_metric(uint16_t port, const std::string& text, std::chrono::millisecon
   return false;
 }
 
+namespace {
+
+// Pages through `frame` (sync or history) until `more` is false; `cursor`
+// names the field of each message the next page starts after.
+std::vector<json> all_pages(net::ws_client& c, json frame, const char* cursor) {
+  std::vector<json> out;
+  uint64_t after = 0;
+  while (true) {
+    frame["after"] = after;
+    frame["limit"] = 500;
+    auto page = c.request(frame);
+    if (!page.contains("msgs"))
+      throw std::runtime_error("paging failed: " + page.dump());
+    for (auto& m : page["msgs"])
+      out.push_back(m);
+    if (!page["more"].get<bool>())
+      return out;
+    after = out.back()[cursor].get<uint64_t>();
+  }
+}
+
+} // namespace
+
+std::vector<json> whole_inbox(net::ws_client& c) {
+  return all_pages(c, json{{"t", "sync"}}, "iseq");
+}
+
+std::vector<json> whole_history(net::ws_client& c, const std::string& conv) {
+  return all_pages(c, json{{"t", "history"}, {"conv", conv}}, "seq");
+}
+
 json send_frame(const std::string& conv, const std::string& cmid, const std::string& body) {
   return json{{"t", "send"}, {"conv", conv}, {"cmid", cmid}, {"type", "text"}, {"body", body}};
 }

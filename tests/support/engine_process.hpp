@@ -62,6 +62,11 @@ inline auto is_push(uint64_t iseq) {
   };
 }
 
+// Everything a paged query holds: the whole inbox (sync), or the whole
+// history of one conversation.
+std::vector<json> whole_inbox(net::ws_client& c);
+std::vector<json> whole_history(net::ws_client& c, const std::string& conv);
+
 // A send frame.
 json send_frame(const std::string& conv, const std::string& cmid, const std::string& body);
 
