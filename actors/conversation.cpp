@@ -28,9 +28,10 @@ namespace {
 using self_ptr = caf::stateful_actor<conversation_state>*;
 
 constexpr auto fanout_timeout = std::chrono::seconds(30);
-
-void load_state(self_ptr self);
 constexpr auto fanout_retry = std::chrono::seconds(1);
+
+bool timeline_mode(const conversation_state& st);
+void load_state(self_ptr self);
 
 std::string inflight_key(const std::string& user, const std::string& cmid) {
   return storage::pair_key(user, cmid);
@@ -107,6 +108,9 @@ void refanout(self_ptr self) {
   auto& st = self->state;
   st.round++;
   st.outstanding.clear();
+  // Today's members (inboxes skip what they hold); a timeline conversation
+  // has no inbox copies to finish, only its watermark to move.
+  auto audience = timeline_mode(st) ? std::vector<std::string>{} : st.members;
   auto t = st.ctx->store->read();
   auto after = st.fanout_done;
   while (after < st.committed) {
@@ -114,7 +118,7 @@ void refanout(self_ptr self) {
     if (page.items.empty())
       break;
     for (const auto& m : page.items)
-      start_fanout(self, m, st.members);   // today's members; inboxes skip what they hold
+      start_fanout(self, m, audience);
     after = page.items.back().seq;
   }
 }
@@ -126,10 +130,11 @@ send_ack ack_of(const std::vector<message>& msgs, bool dup) {
   return a;
 }
 
-// The original ack of a resend, when every cmid of it is committed already.
-std::optional<caf::error> answer_committed(self_ptr self, const std::string& user,
-                                           const std::vector<send_item>& items,
-                                           caf::response_promise& rp) {
+// Answers a resend whose cmids are committed already: the original ack
+// with dup:true, or bad_frame for a batch that mixes committed and new
+// cmids. False when none of them is committed (a new send).
+bool answer_committed(self_ptr self, const std::string& user,
+                      const std::vector<send_item>& items, caf::response_promise& rp) {
   auto& st = self->state;
   std::vector<storage::dedupe_entry> found;
   {
@@ -139,9 +144,11 @@ std::optional<caf::error> answer_committed(self_ptr self, const std::string& use
         found.push_back(std::move(*d));
   }
   if (found.empty())
-    return std::nullopt;
-  if (found.size() != items.size())
-    return make_error(errc::bad_frame, "batch mixes committed and new cmids");
+    return false;
+  if (found.size() != items.size()) {
+    rp.deliver(make_error(errc::bad_frame, "batch mixes committed and new cmids"));
+    return true;
+  }
   send_ack a{found.front().conv, UINT64_MAX, 0, {}, found.front().ts, true};
   for (const auto& d : found) {
     a.first_seq = std::min(a.first_seq, d.seq);
@@ -150,7 +157,7 @@ std::optional<caf::error> answer_committed(self_ptr self, const std::string& use
   }
   st.ctx->metrics->duplicates++;
   rp.deliver(std::move(a));
-  return caf::error{};
+  return true;
 }
 
 // Read diffusion for rooms and for groups above the threshold: one shared
@@ -213,10 +220,10 @@ void load_members(self_ptr self) {
   }
 }
 
-// Commits consecutive messages (and `extra` in the same transaction), then
-// calls `done` (nullptr: committed) and copies them into `audience`'s
-// inboxes. The ack goes out before the fan-out starts, never before the
-// commit.
+// Commits consecutive messages (and `extra` in the same transaction); once
+// committed, copies them into `audience`'s inboxes (or hands them to the
+// fanout actor, for a timeline), then calls `done` (nullptr: committed).
+// Nothing is acked or pushed before the commit.
 void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
             std::vector<std::string> audience, std::function<void(const caf::error*)> done) {
   auto& st = self->state;
@@ -280,11 +287,8 @@ void handle_send(self_ptr self, const std::string& user, const std::string& devi
     i->second->push_back(rp);
     return;
   }
-  if (auto answered = answer_committed(self, user, items, rp)) {
-    if (*answered)
-      rp.deliver(*answered);
+  if (answer_committed(self, user, items, rp))
     return;
-  }
   auto ts = now_ms();
   std::vector<message> msgs;
   msgs.reserve(items.size());
