@@ -130,6 +130,13 @@ void ws_session::enqueue(frame_bytes data, bool binary) {
     // not take (but the frame being written) and close.
     drop_queue();
     start_close(4003, "slow consumer");
+    // A peer that stopped reading never takes the close frame either: if
+    // the close has not finished soon, cut the connection.
+    close_timer_.expires_after(std::chrono::seconds(2));
+    close_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec && !self->finished_)
+        self->abort();
+    });
     return;
   }
   if (!writing_)
@@ -199,6 +206,7 @@ void ws_session::finish() {
   if (finished_)
     return;
   finished_ = true;
+  close_timer_.cancel();
   drop_queue();
   shared_->remove(this);
   if (handler_)

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -68,6 +69,7 @@ private:
   bool close_sent_ = false;
   bool finished_ = false;
   uint16_t close_code_ = 1000;
+  asio::steady_timer close_timer_{ws_.get_executor()};   // bounds a 4003 close
   std::string close_reason_;
 };
 

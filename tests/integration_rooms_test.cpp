@@ -174,3 +174,42 @@ TEST_CASE("a reader that falls behind gets notify instead of normal room pushes;
   CHECK(h["msgs"].size() == 1000);
   CHECK(h["more"] == true);
 }
+
+TEST_CASE("one timeline push reaches JSON and msgpack members each in their own encoding") {
+  temp_dir dir;
+  engine_process engine(dir.str());
+  auto text = engine.login("alice", "phone");
+  auto binary = engine.login("bob", "phone", true);
+  REQUIRE(text->request(conv_frame("join", "r:mixed"))["t"] == "ok");
+  REQUIRE(binary->request_msgpack(conv_frame("join", "r:mixed"))["t"] == "ok");
+  auto ack = text->request(send_frame("r:mixed", "m1", "both"));
+  auto seq = ack["seq"].get<uint64_t>();
+  auto a = text->wait_for(is_msg("r:mixed", seq));
+  CHECK_FALSE(text->last_was_binary());
+  auto b = binary->wait_for(is_msg("r:mixed", seq));
+  CHECK(binary->last_was_binary());
+  CHECK(a == b);   // the same frame, two encodings
+}
+
+TEST_CASE("a room reader whose queue stays over the hard limit is closed; the room goes on") {
+  temp_dir dir;
+  engine_process engine(dir.str());
+  auto alice = engine.login("alice", "phone");
+  auto bob = engine.login("bob", "phone");
+  REQUIRE(alice->request(conv_frame("join", "r:firehose"))["t"] == "ok");
+  REQUIRE(bob->request(conv_frame("join", "r:firehose"))["t"] == "ok");
+  REQUIRE(wait_metric(engine.port(), "imengine_connections 2\n"));
+  bob->freeze();
+  // prio 1 is never held back: enough of it overflows any queue
+  const std::string body(1000, 'p');
+  for (int i = 0; i < 400 && !wait_metric(engine.port(), "imengine_connections 1\n", 0ms); ++i) {
+    json batch{{"t", "send_batch"}, {"conv", "r:firehose"}, {"msgs", json::array()}};
+    for (int j = 0; j < 50; ++j)
+      batch["msgs"].push_back({{"cmid", std::to_string(i) + "-" + std::to_string(j)}, {"body", body}, {"prio", 1}});
+    REQUIRE(alice->request(batch, 10000ms)["t"] == "ack_batch");
+  }
+  CHECK(wait_metric(engine.port(), "imengine_connections 1\n", 10000ms));   // bob is gone
+  CHECK(alice->request({{"t", "ping"}})["t"] == "pong");
+  auto h = alice->request({{"t", "history"}, {"conv", "r:firehose"}, {"before", UINT64_MAX >> 1}, {"limit", 1}});
+  CHECK(h["msgs"][0]["prio"] == 1);
+}
