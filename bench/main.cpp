@@ -1,4 +1,5 @@
 // imbench: load generator for imengine. See docs/BENCHMARKS.md.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -89,6 +90,11 @@ int main(int argc, char** argv) {
     if (engine)
       server["exit_status"] = engine->stop();
     out["server"].update(server);
+    // The load generator shares the machine: say how much CPU it took.
+    rusage self{};
+    getrusage(RUSAGE_SELF, &self);
+    out["client_cpu_s"] = static_cast<double>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) +
+                          static_cast<double>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e6;
     std::cout << out.dump(2) << std::endl;
     uint64_t bad = out["lost"].get<uint64_t>() + out["duplicated"].get<uint64_t>() +
                    out["out_of_order"].get<uint64_t>();
@@ -98,8 +104,11 @@ int main(int argc, char** argv) {
   } catch (const not_available& e) {
     std::fprintf(stderr, "imbench: not available yet: %s\n", e.what());
     return 3;
-  } catch (const std::exception& e) {
+  } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "imbench: %s\n%s", e.what(), usage);
     return 64;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "imbench: run failed: %s\n", e.what());
+    return 2;
   }
 }
