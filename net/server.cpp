@@ -30,10 +30,15 @@ struct server::impl {
     acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
       if (!acceptor.is_open())
         return;   // stop_accepting
-      if (ec)
+      if (ec) {
         fail(ec, "accept");   // e.g. out of descriptors: keep listening
-      else
+      } else {
+        // Frames are written whole: Nagle would hold a frame's tail until
+        // the peer's delayed ACK (40 ms per sync page, measured).
+        beast::error_code opt_ec;
+        s.set_option(tcp::no_delay(true), opt_ec);
         std::make_shared<http_session>(std::move(s), shared)->run();
+      }
       do_accept();
     });
   }
