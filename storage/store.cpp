@@ -263,22 +263,23 @@ void store::set_acked(txn& t, std::string_view user, std::string_view device,
   t.put(users_, user, encode(meta));
 }
 
+void store::move_forward(txn& t, std::string_view user, std::string_view conv,
+                         uint64_t user_conv::*field, uint64_t seq) {
+  auto uc = user_conv_of(t, user, conv);
+  if (seq <= uc.*field)
+    return;
+  uc.*field = seq;
+  t.put(user_convs_, pair_key(user, conv), encode(uc));
+}
+
 void store::set_delivered(txn& t, std::string_view user, std::string_view conv,
                           uint64_t seq) {
-  auto uc = user_conv_of(t, user, conv);
-  if (seq <= uc.delivered_seq)
-    return;
-  uc.delivered_seq = seq;
-  t.put(user_convs_, pair_key(user, conv), encode(uc));
+  move_forward(t, user, conv, &user_conv::delivered_seq, seq);
 }
 
 void store::set_read(txn& t, std::string_view user, std::string_view conv,
                      uint64_t seq) {
-  auto uc = user_conv_of(t, user, conv);
-  if (seq <= uc.read_seq)
-    return;
-  uc.read_seq = seq;
-  t.put(user_convs_, pair_key(user, conv), encode(uc));
+  move_forward(t, user, conv, &user_conv::read_seq, seq);
 }
 
 size_t store::sweep_dedupe(txn& t, int64_t now_s, std::string& resume, size_t limit) {

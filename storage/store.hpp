@@ -116,6 +116,10 @@ public:
   size_t sweep_dedupe(txn& t, int64_t now_s, std::string& resume, size_t limit);
 
 private:
+  // One position of (user, conv), moved forward only.
+  void move_forward(txn& t, std::string_view user, std::string_view conv,
+                    uint64_t user_conv::*field, uint64_t seq);
+
   MDB_env* env_ = nullptr;
   MDB_dbi msgs_ = 0, convs_ = 0, user_convs_ = 0, inbox_ = 0, users_ = 0,
           dedupe_ = 0, fanout_ = 0, members_ = 0;
