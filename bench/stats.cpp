@@ -1,6 +1,7 @@
 #include "bench/stats.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -23,6 +24,26 @@ nlohmann::json latency_summary(std::vector<uint32_t>& us) {
   out["p99"] = at(0.99);
   out["p999"] = at(0.999);
   out["max"] = us.back() / 1000.0;
+  // The CDF uses the same nearest-rank quantile as the percentiles above, so
+  // its 0.5/0.99/0.999 points equal p50/p99/p999. Linear steps for the body;
+  // log-spaced fractions for the tail, where a latency plot needs detail.
+  auto cdf = nlohmann::json::array();
+  auto point = [&](double q) {
+    q = std::round(q * 1e6) / 1e6;   // 0.99 not 0.9899999999999999 in the JSON
+    cdf.push_back({at(q), q});
+  };
+  for (int i = 0; i < 36; ++i)        // 0 … 0.875
+    point(i * 0.025);
+  for (int i = 0; i < 30; ++i) {      // 1 - 10^-(1 + i/10): 0.9 … 0.9999
+    auto q = 1.0 - std::pow(10.0, -1.0 - i / 10.0);
+    // Past the last fraction with a sample beyond it, points would all
+    // repeat the max: a short run stops its tail early.
+    if ((1.0 - q) * static_cast<double>(us.size()) < 1.0)
+      break;
+    point(q);
+  }
+  cdf.push_back({us.back() / 1000.0, 1.0});
+  out["cdf"] = std::move(cdf);
   return out;
 }
 

@@ -8,8 +8,11 @@
 // Latency percentiles and the server's /proc figures.
 namespace imbench {
 
-// {"n","p50","p90","p99","p999","max"} in milliseconds from microsecond
-// samples (sorted in place).
+// {"n","p50","p90","p99","p999","max","cdf"} in milliseconds from
+// microsecond samples (sorted in place). "cdf" is [[ms, fraction], ...],
+// up to 67 points: every 0.025 up to 0.875, then 10 per decade of the tail
+// (0.9 … 0.9999, as far as the sample count resolves), then [max, 1]: enough
+// to plot the distribution from the summary alone (bench/report).
 nlohmann::json latency_summary(std::vector<uint32_t>& us);
 
 // utime+stime of a process in seconds, or -1 when it cannot be read.
