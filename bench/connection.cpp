@@ -21,6 +21,12 @@ int64_t now_ns() {
            bench_clock::now().time_since_epoch()).count();
 }
 
+uint32_t arrival_stamp(bench_clock::time_point t) {
+  static const auto epoch = bench_clock::now();
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(t - epoch).count();
+  return static_cast<uint32_t>(std::max<int64_t>(0, us) + 1);
+}
+
 std::string make_body(bench_clock::time_point sent, size_t size) {
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(sent.time_since_epoch()).count();
   std::string body = "T" + std::to_string(ns) + "|";
@@ -146,6 +152,14 @@ void connection::handle(const json& f) {
   }
   if (t == "msg" && f.contains("seq"))
     record_push(f, true);
+  else if (t == "notify") {
+    // The server held back this conversation's pushes up to `seq`: those
+    // never come live, the client pulls them (pull_announced).
+    ++notifies;
+    ++totals_.notified;
+    auto& track = convs[f.value("conv", std::string())];
+    track.notified = std::max(track.notified, f.value("seq", uint64_t{0}));
+  }
   else if (t == "error") {
     ++totals_.errors;
     if (first_error.empty())
@@ -155,18 +169,30 @@ void connection::handle(const json& f) {
     on_frame(*this, f);
 }
 
+bool connection::mark_seen(conv_track& track, uint64_t seq, bench_clock::time_point now) {
+  if (track.seen.size() <= seq) {
+    track.seen.resize(std::max<size_t>(seq + 1, track.seen.size() * 2), 0);
+    if (cfg_.record_arrivals)
+      track.arrival.resize(track.seen.size(), 0);
+  }
+  if (track.seen[seq])
+    return false;
+  track.seen[seq] = 1;
+  if (cfg_.record_arrivals)
+    track.arrival[seq] = arrival_stamp(now);
+  ++track.received;
+  return true;
+}
+
 void connection::record_push(const json& msg, bool live) {
   auto now = bench_clock::now();
   last_push = now;
   auto seq = msg.value("seq", uint64_t{0});
   auto& track = convs[msg.value("conv", std::string())];
-  if (track.seen.size() <= seq)
-    track.seen.resize(std::max<size_t>(seq + 1, track.seen.size() * 2), 0);
-  bool dup = track.seen[seq] != 0;
-  bool late = !dup && seq < track.last;
-  track.seen[seq] = 1;
+  bool late_candidate = seq < track.last;
+  bool dup = !mark_seen(track, seq, now);
+  bool late = !dup && late_candidate;
   track.last = std::max(track.last, seq);
-  ++track.received;
   duplicated += dup;
   out_of_order += late;
   if (msg.contains("iseq")) {
@@ -179,12 +205,26 @@ void connection::record_push(const json& msg, bool live) {
     if (live)
       ack(iseq);
   }
-  if (msg.value("from", std::string()) == cfg_.user) {
-    ++totals_.echoed;
+  if (!dup)   // counted once: deliveries are distinct messages
+    count_delivery(msg, now);
+}
+
+void connection::record_pulled(const json& msg) {
+  auto now = bench_clock::now();
+  auto& track = convs[msg.value("conv", std::string())];
+  if (!mark_seen(track, msg.value("seq", uint64_t{0}), now)) {
+    ++duplicated;
     return;
   }
-  if (dup)
-    return;   // counted once: deliveries are distinct messages
+  if (count_delivery(msg, now))
+    ++totals_.pulled;
+}
+
+bool connection::count_delivery(const json& msg, bench_clock::time_point now) {
+  if (msg.value("from", std::string()) == cfg_.user) {
+    ++totals_.echoed;
+    return false;
+  }
   ++totals_.delivered;
   auto body = msg.find("body");
   if (body != msg.end() && body->is_string()) {
@@ -193,6 +233,7 @@ void connection::record_push(const json& msg, bool live) {
         std::max<int64_t>(0, (std::chrono::duration_cast<std::chrono::nanoseconds>(
                                 now.time_since_epoch()).count() - sent) / 1000)));
   }
+  return true;
 }
 
 uint64_t connection::missing(const std::string& conv, const std::vector<uint64_t>& expected) const {

@@ -23,6 +23,9 @@ using bench_clock = std::chrono::steady_clock;
 struct totals {
   std::atomic<uint64_t> sent{0}, acked{0}, delivered{0}, echoed{0}, errors{0};
   std::atomic<uint64_t> ready{0}, failed{0};
+  // Timeline only: `notify` frames received, and other users' messages
+  // pulled with `history` to fill the gaps they announced.
+  std::atomic<uint64_t> notified{0}, pulled{0};
 };
 
 // What one connection saw of one conversation. `seen` is indexed by seq so
@@ -30,7 +33,10 @@ struct totals {
 struct conv_track {
   uint64_t last = 0;
   uint64_t received = 0;
+  uint64_t notified = 0;    // highest seq a `notify` announced
   std::vector<uint8_t> seen;
+  // With conn_config::record_arrivals: arrival_stamp() per seq, 0 = none.
+  std::vector<uint32_t> arrival;
 };
 
 struct conn_config {
@@ -39,6 +45,7 @@ struct conn_config {
   bool msgpack = false;
   std::string user;
   std::string device;
+  bool record_arrivals = false;   // per-seq arrival times (room spread)
 };
 
 // Body of a bench message: "T<send time in ns>|" padded to the wanted size,
@@ -47,6 +54,8 @@ std::string make_body(bench_clock::time_point sent, size_t size);
 // Send time embedded by make_body, or nullopt-like 0 for foreign bodies.
 int64_t body_sent_ns(const std::string& body);
 int64_t now_ns();
+// Microseconds since the process's first call, plus 1 (0 means "never").
+uint32_t arrival_stamp(bench_clock::time_point t);
 
 class connection : public std::enable_shared_from_this<connection> {
 public:
@@ -69,6 +78,9 @@ public:
   // Records a message pushed live (`live`: acked automatically) or listed
   // by sync/history: order, duplicates, latency.
   void record_push(const json& msg, bool live);
+  // Records a message pulled with `history` to fill a hole of the live
+  // stream: not an order violation, but a second copy is a duplicate.
+  void record_pulled(const json& msg);
   // Closes the socket (from any thread); no error is counted afterwards.
   void close();
 
@@ -85,6 +97,7 @@ public:
   uint64_t last_pulled_iseq = 0;   // of messages recorded from sync pages
   uint64_t duplicated = 0;
   uint64_t out_of_order = 0;
+  uint64_t notifies = 0;           // `notify` frames received
   std::unordered_map<std::string, conv_track> convs;
   std::vector<uint32_t> delivery_us;   // latency of pushes from other users
   bench_clock::time_point last_push{};
@@ -99,6 +112,10 @@ private:
   void handle(const json& f);
   void flush();
   std::string encode(const json& f) const;
+  // Marks `seq` of `track` received; returns false if it was already.
+  bool mark_seen(conv_track& track, uint64_t seq, bench_clock::time_point now);
+  // Counts a new message: true if another user's (a delivery), false if an echo.
+  bool count_delivery(const json& msg, bench_clock::time_point now);
 
   std::unique_ptr<impl> impl_;
   conn_config cfg_;

@@ -1,5 +1,6 @@
 #include "bench/driver.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 
@@ -237,6 +238,170 @@ json base_summary(const std::string& scenario, json params, const totals& t, con
           {"out_of_order", f.out_of_order()},
           {"lost", 0},
           {"ok", true}};
+}
+
+} // namespace imbench
+
+namespace imbench {
+
+namespace {
+
+// Counters of one pull_announced call, shared with the io threads so a
+// timed-out wait leaves nothing dangling.
+struct pull_shared {
+  std::vector<uint64_t> expected;
+  std::atomic<uint64_t> pulling{0}, requests{0}, finished{0}, examined{0};
+};
+
+// One connection's pull: pages of `history` from its first announced hole
+// to its last, recording only the holes.
+struct puller {
+  connection* conn = nullptr;   // owned by the fleet; on_frame holds the puller
+  std::shared_ptr<pull_shared> shared;
+  std::string conv;
+  uint64_t upto = 0;        // last announced hole
+  uint64_t req = 0;
+
+  void ask(uint64_t after) {
+    req = conn->next_req();
+    ++shared->requests;
+    conn->send({{"t", "history"}, {"req", req}, {"conv", conv}, {"after", after},
+                {"limit", std::min<uint64_t>(1000, upto - after)}});
+  }
+  void on_frame(const json& f) {
+    if (req == 0 || f.value("req", uint64_t{0}) != req)
+      return;
+    req = 0;
+    uint64_t last = 0;
+    if (f.value("t", std::string()) == "history_result") {
+      for (auto& m : f["msgs"]) {
+        auto seq = m.value("seq", uint64_t{0});
+        last = std::max(last, seq);
+        auto& track = conn->convs[conv];
+        if (seq <= upto && (seq >= track.seen.size() || !track.seen[seq]))
+          conn->record_pulled(m);
+      }
+    }
+    // An error (counted by the connection) or an empty page ends the pull.
+    if (last != 0 && last < upto)
+      ask(last);
+    else
+      ++shared->finished;
+  }
+};
+
+} // namespace
+
+pull_outcome pull_announced(fleet& f, monitor& mon, const std::string& conv,
+                            const std::vector<uint64_t>& expected, bench_clock::duration limit) {
+  auto shared = std::make_shared<pull_shared>();
+  shared->expected = expected;
+  for (auto& c : f.all()) {
+    auto p = std::make_shared<puller>();
+    p->conn = c.get();
+    p->shared = shared;
+    p->conv = conv;
+    c->post([p] {
+      auto& c = *p->conn;
+      auto it = c.convs.find(p->conv);
+      uint64_t first = 0;
+      if (c.is_ready() && it != c.convs.end()) {
+        auto& track = it->second;
+        for (auto seq : p->shared->expected) {
+          if (seq > track.notified)
+            break;
+          if (seq >= track.seen.size() || !track.seen[seq]) {
+            first = first ? first : seq;
+            p->upto = seq;
+          }
+        }
+      }
+      if (first) {
+        ++p->shared->pulling;
+        c.on_frame = [p](connection&, const json& fr) { p->on_frame(fr); };
+        p->ask(first - 1);
+      }
+      ++p->shared->examined;
+    });
+  }
+  auto n = f.all().size();
+  bool complete = mon.wait_until(
+    [&] { return shared->examined == n && shared->finished == shared->pulling; }, limit);
+  return {shared->pulling.load(), shared->requests.load(), complete};
+}
+
+uint64_t unsettled(const fleet& f, const std::string& conv, const std::vector<uint64_t>& expected) {
+  struct shared_t {
+    std::vector<uint64_t> expected;
+    std::atomic<uint64_t> missing{0};
+    std::atomic<size_t> answered{0};
+  };
+  auto sh = std::make_shared<shared_t>();
+  sh->expected = expected;
+  for (auto& c : f.all())
+    c->post([c = c.get(), sh, conv] {
+      auto it = c->convs.find(conv);
+      uint64_t n = 0;
+      for (auto seq : sh->expected) {
+        if (it == c->convs.end()) {
+          ++n;
+          continue;
+        }
+        auto& track = it->second;
+        n += seq > track.notified && (seq >= track.seen.size() || !track.seen[seq]);
+      }
+      sh->missing += n;
+      ++sh->answered;
+    });
+  auto until = bench_clock::now() + std::chrono::seconds(1);
+  while (sh->answered < f.all().size()) {
+    if (bench_clock::now() >= until)
+      return UINT64_MAX;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return sh->missing;
+}
+
+bool wait_settled(const fleet& f, monitor& mon, const totals& t, uint64_t copies,
+                  const std::string& conv, const std::vector<uint64_t>& expected,
+                  bench_clock::duration limit) {
+  auto next_scan = bench_clock::now();
+  return mon.wait_until([&] {
+    if (t.delivered + t.echoed >= copies)
+      return true;
+    if (t.notified == 0 || bench_clock::now() < next_scan)
+      return false;   // without a notify the counters are exact
+    next_scan = bench_clock::now() + std::chrono::milliseconds(100);
+    return unsettled(f, conv, expected) == 0;
+  }, limit);
+}
+
+std::vector<uint32_t> arrival_spread_us(const fleet& f, const std::string& conv,
+                                        const std::vector<uint64_t>& expected,
+                                        const std::unordered_map<uint64_t, size_t>& sender_of) {
+  std::vector<uint32_t> out;
+  out.reserve(expected.size());
+  const auto& conns = f.all();
+  for (auto seq : expected) {
+    auto from = sender_of.find(seq);
+    uint32_t lo = UINT32_MAX, hi = 0;
+    bool all = true;
+    for (size_t i = 0; i < conns.size() && all; ++i) {
+      if (from != sender_of.end() && from->second == i)
+        continue;
+      auto it = conns[i]->convs.find(conv);
+      if (it == conns[i]->convs.end() || seq >= it->second.arrival.size() ||
+          it->second.arrival[seq] == 0) {
+        all = false;
+        break;
+      }
+      lo = std::min(lo, it->second.arrival[seq]);
+      hi = std::max(hi, it->second.arrival[seq]);
+    }
+    if (all && hi >= lo)
+      out.push_back(hi - lo);
+  }
+  return out;
 }
 
 } // namespace imbench

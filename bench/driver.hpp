@@ -127,6 +127,39 @@ private:
 
 namespace imbench {
 
+// Timeline conversations (rooms, large groups): a member that got `notify`
+// instead of pushes pulls, with `history`, every seq of `expected` (sorted)
+// it missed at or below the highest seq announced to it. A seq missed but
+// never announced stays missing: it counts as lost. Runs on the io threads
+// (replaces on_frame; senders must be done); waits up to `limit`.
+struct pull_outcome {
+  uint64_t members = 0;     // connections that had to pull
+  uint64_t requests = 0;    // history requests sent
+  bool complete = true;     // every pull finished in time
+};
+pull_outcome pull_announced(fleet& f, monitor& mon, const std::string& conv,
+                            const std::vector<uint64_t>& expected, bench_clock::duration limit);
+
+// Deliveries of `expected` (sorted) that no connection has yet, neither
+// received nor announced to it by a notify; counted on each connection's io
+// thread. UINT64_MAX if the threads did not all answer within 1 s.
+uint64_t unsettled(const fleet& f, const std::string& conv, const std::vector<uint64_t>& expected);
+
+// Waits up to `limit` until every connection has every seq of `expected`
+// (sorted) or got it announced: the cheap counters first, the exact scan
+// every 100 ms. `copies` = deliveries + echoes expected in total.
+bool wait_settled(const fleet& f, monitor& mon, const totals& t, uint64_t copies,
+                  const std::string& conv, const std::vector<uint64_t>& expected,
+                  bench_clock::duration limit);
+
+// Spread of each message of `conv` over the members that received it (the
+// sender excluded): last arrival − first arrival. `sender_of[seq]` is the
+// index in f.all() of the sending connection. Needs record_arrivals; only
+// messages every other member received count. Microseconds.
+std::vector<uint32_t> arrival_spread_us(const fleet& f, const std::string& conv,
+                                        const std::vector<uint64_t>& expected,
+                                        const std::unordered_map<uint64_t, size_t>& sender_of);
+
 // The fields every summary has: scenario, params, counters, order checks,
 // errors with a few samples. `ok` false marks a run that did not complete.
 json base_summary(const std::string& scenario, json params, const totals& t, const fleet& f);

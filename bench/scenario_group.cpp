@@ -1,6 +1,10 @@
 // group: one group of M members, all online; K of them send with a window.
 // Every member's device must get every committed message exactly once, in
-// order (inbox mode: write diffusion).
+// seq order. --mode=inbox: write diffusion (pushes with iseq, acked);
+// --mode=timeline: read diffusion (the engine's --large-group below M),
+// pushes without iseq, a `notify`-announced gap pulled with `history`.
+#include <algorithm>
+
 #include "bench/scenarios.hpp"
 #include "bench/stats.hpp"
 
@@ -19,10 +23,10 @@ json run_group(run_context& ctx) {
   const auto mode = ctx.opts.str("mode", "inbox");
   const auto concurrency = static_cast<unsigned>(ctx.opts.num("connect-concurrency", 100));
   ctx.opts.check_all_used();
-  if (mode == "timeline")
-    throw not_available("group --mode=timeline: the engine has no read-diffused groups yet");
-  if (mode != "inbox" || members < 2 || senders_n < 1 || senders_n > members)
-    throw std::invalid_argument("group needs --mode=inbox, --members>=2, 1<=--senders<=--members");
+  if ((mode != "inbox" && mode != "timeline") || members < 2 || senders_n < 1 ||
+      senders_n > members)
+    throw std::invalid_argument(
+      "group needs --mode=inbox|timeline, --members>=2, 1<=--senders<=--members");
   json params{{"members", members}, {"senders", senders_n}, {"window", window}, {"size", size},
               {"count", count}, {"duration_s", duration.count()}, {"mode", mode}};
   const auto to_d = [](auto d) { return std::chrono::duration_cast<bench_clock::duration>(d); };
@@ -45,20 +49,39 @@ json run_group(run_context& ctx) {
   // every member before the load starts, then the counters restart.
   auto owner = conns.all()[0];
   std::atomic<int> created{0};   // 1 ok, -1 refused
+  // The mode the engine chose (group_info), so a run never measures the
+  // other diffusion by mistake.
+  auto engine_mode = std::make_shared<std::string>();
+  std::atomic<bool> got_info{false};
   if (ok) {
-    owner->post([&, owner] {
+    owner->post([&, owner, engine_mode] {
       auto req = owner->next_req();
-      owner->on_frame = [&created, req](connection&, const json& f) {
-        if (f.value("req", uint64_t{0}) == req)
+      auto info_req = owner->next_req();
+      owner->on_frame = [&created, &got_info, engine_mode, conv, req, info_req](connection& c,
+                                                                           const json& f) {
+        auto r = f.value("req", uint64_t{0});
+        if (r == req) {
           created = f.value("t", std::string()) == "ok" ? 1 : -1;
+          // Only once created: group_info sees committed membership.
+          if (created == 1)
+            c.send({{"t", "group_info"}, {"req", info_req}, {"conv", conv}});
+        }
+        if (r == info_req) {
+          *engine_mode = f.value("mode", std::string("?"));
+          got_info = true;
+        }
       };
       owner->send({{"t", "group_create"}, {"req", req}, {"conv", conv}, {"members", names}});
     });
-    ok = mon.wait_until([&] { return created != 0 && t.delivered + t.echoed >= members; }, 30s) &&
-         created == 1;
+    ok = mon.wait_until([&] {
+      return created == -1 || (created == 1 && got_info && t.delivered + t.echoed >= members);
+    }, 30s) && created == 1;
   }
+  bool right_mode = ok && *engine_mode == mode;
+  ok = ok && right_mode;
   t.delivered = 0;
   t.echoed = 0;
+  t.notified = 0;
 
   cpu_probe cpu(ctx.server_pid);
   auto start = bench_clock::now();
@@ -78,38 +101,65 @@ json run_group(run_context& ctx) {
     return true;
   }, to_d(duration) + 30s);
   auto load_end = bench_clock::now();
-  mon.wait_until([&] { return t.delivered >= t.acked * (members - 1) && t.echoed >= t.acked; },
-                 to_d(grace));
+  // Grace: every copy arrived, or (timeline) a notify announced it held
+  // back (never pushed then: pulled below). Senders that did not finish may
+  // still write their results: read them after the io threads.
+  std::vector<uint64_t> committed;
+  auto collect = [&] {
+    for (auto& s : senders)
+      committed.insert(committed.end(), s->acked_seqs.begin(), s->acked_seqs.end());
+    std::sort(committed.begin(), committed.end());
+  };
+  pull_outcome pull;
+  if (finished) {
+    collect();
+    wait_settled(conns, mon, t, t.acked * members, conv, committed, to_d(grace));
+    if (mode == "timeline")
+      pull = pull_announced(conns, mon, conv, committed, 30s);
+  }
   conns.close_all();
   pool.stop();
+  if (!finished)
+    collect();
+  std::vector<uint32_t> ack_us;
+  for (auto& s : senders)
+    ack_us.insert(ack_us.end(), s->ack_us.begin(), s->ack_us.end());
 
   auto out = base_summary("group", params, t, conns);
-  std::vector<uint64_t> committed;
-  std::vector<uint32_t> ack_us;
-  for (auto& s : senders) {
-    committed.insert(committed.end(), s->acked_seqs.begin(), s->acked_seqs.end());
-    ack_us.insert(ack_us.end(), s->ack_us.begin(), s->ack_us.end());
-  }
   uint64_t lost = 0;
   for (auto& c : conns.all())
     lost += c->missing(conv, committed);
   out["lost"] = lost;
   out["expected_deliveries"] = t.acked * (members - 1);
+  out["engine_mode"] = *engine_mode;
+  if (mode == "timeline") {
+    out["notified"] = t.notified.load();
+    out["pulled"] = t.pulled.load();
+    out["pull"] = {{"members", pull.members}, {"requests", pull.requests},
+                   {"complete", pull.complete}};
+  }
   auto load_s = std::chrono::duration<double>(load_end - start).count();
   auto deliver_s = std::chrono::duration<double>(std::max(conns.last_push(), start) - start).count();
   out["elapsed_s"] = load_s;
+  // Live pushes only: history pulls count in `delivered`, not in the rate.
+  auto delivered_live = t.delivered - t.pulled;
   out["throughput"] = {{"msgs_per_s", load_s > 0 ? t.acked / load_s : 0.0},
-                       {"deliveries_per_s", deliver_s > 0 ? t.delivered / deliver_s : 0.0}};
+                       {"deliveries_per_s", deliver_s > 0 ? delivered_live / deliver_s : 0.0}};
   auto delivery_us = conns.delivery_us();
   out["latency_ms"] = {{"ack", latency_summary(ack_us)}, {"delivery", latency_summary(delivery_us)}};
   json server = json::object();
   cpu.report(server, t.acked);
   out["server"] = server;
-  out["ok"] = ok && finished;
-  if (!ok)
+  out["ok"] = ok && finished && pull.complete;
+  if (!ok && got_info && !right_mode)
+    out["failure"] = "the engine put the group in " + *engine_mode + " mode, not " + mode +
+                     ": its --large-group must be below --members for timeline, at or above for inbox";
+  else if (!ok)
     out["failure"] = "connections or group_create did not complete";
   else if (!finished)
     out["failure"] = "senders did not finish in time";
+  else if (!pull.complete)
+    out["failure"] = "history pulls of notified gaps did not finish in time";
   return out;
 }
 

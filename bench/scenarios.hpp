@@ -9,5 +9,6 @@ json run_dm(run_context& ctx);
 json run_offline(run_context& ctx);
 json run_idle(run_context& ctx);
 json run_group(run_context& ctx);
+json run_room(run_context& ctx);
 
 } // namespace imbench

@@ -1,0 +1,180 @@
+// room-fanout: M members join one room r:<run id>, each online with one
+// device; K of them send with a window. Room pushes carry seq, no iseq:
+// every member must get every committed message exactly once, in seq
+// order. A member that gets `notify` instead of pushes (its queue was over
+// the engine's --slow-queue) pulls the announced gap with `history` before
+// the final check; what was missed without being announced is lost.
+#include <algorithm>
+
+#include "bench/scenarios.hpp"
+#include "bench/stats.hpp"
+
+namespace imbench {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Every member joins from a short-lived connection (device "j"), `chunk`
+// users at a time, closed once its `ok` came. A join is a system message
+// pushed to the room's online members: joining from the measured
+// connections would cost M²/2 pushes before the run even starts.
+// `jt` must outlive the io threads: closed connections may still count.
+bool join_all(io_pool& pool, totals& jt, const conn_config& base,
+              const std::vector<std::string>& users, const std::string& conv, size_t chunk) {
+  monitor mon("room-join", jt);
+  for (size_t at = 0; at < users.size(); at += chunk) {
+    fleet jf(pool, jt, base, static_cast<unsigned>(chunk));
+    auto n = std::min(chunk, users.size() - at);
+    for (size_t i = 0; i < n; ++i)
+      jf.add(users[at + i], "j");
+    if (jf.open_all(mon, 60s) != n) {
+      jf.close_all();
+      return false;
+    }
+    auto oks = std::make_shared<std::atomic<size_t>>(0);
+    auto refused = std::make_shared<std::atomic<size_t>>(0);
+    for (auto& c : jf.all())
+      c->post([c, oks, refused, conv] {
+        auto req = c->next_req();
+        c->on_frame = [req, oks, refused](connection&, const json& f) {
+          if (f.value("req", uint64_t{0}) == req)
+            ++*(f.value("t", std::string()) == "ok" ? oks : refused);
+        };
+        c->send({{"t", "join"}, {"req", req}, {"conv", conv}});
+      });
+    bool answered = mon.wait_until([&] { return *oks + *refused >= n; }, 30s);
+    jf.close_all();
+    if (!answered || *refused > 0)
+      return false;
+  }
+  return true;
+}
+
+} // namespace
+
+json run_room(run_context& ctx) {
+  const auto members = ctx.opts.num("members", 100);
+  const auto senders_n = ctx.opts.num("senders", 1);
+  const auto window = static_cast<unsigned>(ctx.opts.num("window", 10));
+  const auto size = ctx.opts.num("size", 100);
+  const auto count = ctx.opts.num("count", 1000);
+  const auto duration = std::chrono::duration<double>(ctx.opts.real("duration", 30));
+  const auto grace = std::chrono::duration<double>(ctx.opts.real("grace", 5));
+  const auto concurrency = static_cast<unsigned>(ctx.opts.num("connect-concurrency", 100));
+  ctx.opts.check_all_used();
+  if (members < 2 || senders_n < 1 || senders_n > members)
+    throw std::invalid_argument("room-fanout needs --members>=2, 1<=--senders<=--members");
+  json params{{"members", members}, {"senders", senders_n}, {"window", window}, {"size", size},
+              {"count", count}, {"duration_s", duration.count()}, {"grace_s", grace.count()}};
+  const auto to_d = [](auto d) { return std::chrono::duration_cast<bench_clock::duration>(d); };
+
+  totals jt, t;   // before the pool: connections count into them until it stops
+  io_pool pool(ctx.threads);
+  const auto conv = "r:" + ctx.run_id;
+  std::vector<std::string> users;
+  for (uint64_t i = 0; i < members; ++i)
+    users.push_back("r" + ctx.run_id + "-" + std::to_string(i));
+  auto setup_start = bench_clock::now();
+  bool joined = join_all(pool, jt, ctx.base, users, conv, std::max(1u, concurrency));
+  auto join_s = std::chrono::duration<double>(bench_clock::now() - setup_start).count();
+
+  // The measured connections come online after every join: they get the
+  // room's pushes from then on, nothing of the setup.
+  monitor mon("room-fanout", t);
+  auto base = ctx.base;
+  base.record_arrivals = true;   // for the spread
+  fleet conns(pool, t, base, concurrency);
+  for (auto& u : users)
+    conns.add(u, "d");
+  bool ready = joined && conns.open_all(mon, 60s) == members;
+
+  cpu_probe cpu(ctx.server_pid);
+  auto start = bench_clock::now();
+  std::vector<std::unique_ptr<sender>> senders;
+  if (ready) {
+    for (uint64_t i = 0; i < senders_n; ++i)
+      senders.push_back(std::make_unique<sender>(
+        conns.all()[i], send_plan{conv, count, start + to_d(duration), window, size,
+                                  "r" + std::to_string(i) + "-"}, t));
+    for (auto& s : senders)
+      s->start();
+  }
+  bool finished = ready && mon.wait_until([&] {
+    for (auto& s : senders)
+      if (!s->done())
+        return false;
+    return true;
+  }, to_d(duration) + 30s);
+  auto load_end = bench_clock::now();
+  // Grace: every member has every acked message, or a notify announced it
+  // held back (never pushed then: pulled below). Senders that did not
+  // finish may still write their results: read them after the io threads.
+  std::vector<uint64_t> committed;
+  std::unordered_map<uint64_t, size_t> sender_of;
+  auto collect = [&] {
+    for (size_t i = 0; i < senders.size(); ++i)
+      for (auto seq : senders[i]->acked_seqs) {
+        committed.push_back(seq);
+        sender_of[seq] = i;   // senders are conns.all()[0..K)
+      }
+    std::sort(committed.begin(), committed.end());
+  };
+  pull_outcome pull;
+  if (finished) {
+    collect();
+    wait_settled(conns, mon, t, t.acked * members, conv, committed, to_d(grace));
+    pull = pull_announced(conns, mon, conv, committed, 30s);
+  }
+  conns.close_all();
+  pool.stop();
+  if (!finished)
+    collect();
+  std::vector<uint32_t> ack_us;
+  for (auto& snd : senders)
+    ack_us.insert(ack_us.end(), snd->ack_us.begin(), snd->ack_us.end());
+
+  auto out = base_summary("room-fanout", params, t, conns);
+  uint64_t lost = 0, lost_echo = 0;
+  for (size_t i = 0; i < conns.all().size(); ++i) {
+    auto n = conns.all()[i]->missing(conv, committed);
+    lost += n;
+    if (i < senders.size())
+      lost_echo += conns.all()[i]->missing(conv, senders[i]->acked_seqs);
+  }
+  out["lost"] = lost;
+  out["lost_echo"] = lost_echo;
+  out["expected_deliveries"] = t.acked * (members - 1);
+  out["notified"] = t.notified.load();
+  out["pulled"] = t.pulled.load();
+  out["pull"] = {{"members", pull.members}, {"requests", pull.requests}, {"complete", pull.complete}};
+  auto load_s = std::chrono::duration<double>(load_end - start).count();
+  // Live pushes only: pulls count in `delivered`, not in the rate, and do
+  // not move last_push.
+  auto delivered_live = t.delivered - t.pulled;
+  auto deliver_s = std::chrono::duration<double>(std::max(conns.last_push(), start) - start).count();
+  out["elapsed_s"] = load_s;
+  out["setup_s"] = {{"join", join_s}};
+  out["throughput"] = {{"msgs_per_s", load_s > 0 ? t.acked / load_s : 0.0},
+                       {"deliveries_per_s", deliver_s > 0 ? delivered_live / deliver_s : 0.0}};
+  auto delivery_us = conns.delivery_us();
+  auto spread_us = arrival_spread_us(conns, conv, committed, sender_of);
+  out["latency_ms"] = {{"ack", latency_summary(ack_us)},
+                       {"delivery", latency_summary(delivery_us)},
+                       {"spread", latency_summary(spread_us)}};
+  json server = json::object();
+  cpu.report(server, t.acked);
+  out["server"] = server;
+  out["ok"] = ready && finished && pull.complete;
+  if (!joined)
+    out["failure"] = "joins did not complete";
+  else if (!ready)
+    out["failure"] = "not every member connection authenticated";
+  else if (!finished)
+    out["failure"] = "senders did not finish in time";
+  else if (!pull.complete)
+    out["failure"] = "history pulls of notified gaps did not finish in time";
+  return out;
+}
+
+} // namespace imbench
