@@ -154,12 +154,15 @@ void connection::handle(const json& f) {
     record_push(f, true);
   else if (t == "notify") {
     // The server held back this conversation's pushes up to `seq`: those
-    // never come live, the client pulls them (pull_announced).
+    // never come live, the client pulls them with history.
     ++notifies;
     ++totals_.notified;
-    auto& track = convs[f.value("conv", std::string())];
+    auto conv = f.value("conv", std::string());
+    auto& track = convs[conv];
     track.notified = std::max(track.notified, f.value("seq", uint64_t{0}));
-  }
+    pull_gap(conv);
+  } else if (!pulls_.empty() && pulls_.count(f.value("req", uint64_t{0})))
+    on_pulled(f);
   else if (t == "error") {
     ++totals_.errors;
     if (first_error.empty())
@@ -193,6 +196,8 @@ void connection::record_push(const json& msg, bool live) {
   bool dup = !mark_seen(track, seq, now);
   bool late = !dup && late_candidate;
   track.last = std::max(track.last, seq);
+  if (live && track.first == 0)
+    track.first = seq;
   duplicated += dup;
   out_of_order += late;
   if (msg.contains("iseq")) {
@@ -218,6 +223,46 @@ void connection::record_pulled(const json& msg) {
   }
   if (count_delivery(msg, now))
     ++totals_.pulled;
+}
+
+void connection::pull_gap(const std::string& conv) {
+  auto& track = convs[conv];
+  if (track.pull_req != 0 || track.first == 0)
+    return;
+  auto from = std::max(track.pulled_to, track.first - 1) + 1;
+  while (from <= track.notified && from < track.seen.size() && track.seen[from])
+    ++from;
+  if (from > track.notified) {
+    track.pulled_to = track.notified;
+    return;
+  }
+  track.pull_req = next_req();
+  pulls_[track.pull_req] = conv;
+  send({{"t", "history"}, {"req", track.pull_req}, {"conv", conv}, {"after", from - 1},
+        {"limit", std::min<uint64_t>(1000, track.notified - from + 1)}});
+}
+
+void connection::on_pulled(const json& f) {
+  auto it = pulls_.find(f.value("req", uint64_t{0}));
+  auto conv = it->second;
+  pulls_.erase(it);
+  auto& track = convs[conv];
+  track.pull_req = 0;
+  uint64_t last = 0;
+  if (f.value("t", std::string()) != "history_result") {
+    ++totals_.errors;
+    if (first_error.empty())
+      first_error = cfg_.user + "/" + cfg_.device + ": " + f.dump();
+  } else
+    for (auto& m : f["msgs"]) {
+      auto seq = m.value("seq", uint64_t{0});
+      last = std::max(last, seq);
+      if (seq <= track.notified && (seq >= track.seen.size() || !track.seen[seq]))
+        record_pulled(m);
+    }
+  // An error or an empty page gives the range up (the final pull retries).
+  track.pulled_to = last != 0 ? std::max(track.pulled_to, last) : track.notified;
+  pull_gap(conv);
 }
 
 bool connection::count_delivery(const json& msg, bench_clock::time_point now) {

@@ -34,6 +34,9 @@ struct conv_track {
   uint64_t last = 0;
   uint64_t received = 0;
   uint64_t notified = 0;    // highest seq a `notify` announced
+  uint64_t first = 0;       // lowest seq pushed live; 0: none yet
+  uint64_t pull_req = 0;    // `history` in flight for a notified gap
+  uint64_t pulled_to = 0;   // notified gaps up to here were asked for
   std::vector<uint8_t> seen;
   // With conn_config::record_arrivals: arrival_stamp() per seq, 0 = none.
   std::vector<uint32_t> arrival;
@@ -114,6 +117,13 @@ private:
   std::string encode(const json& f) const;
   // Marks `seq` of `track` received; returns false if it was already.
   bool mark_seen(conv_track& track, uint64_t seq, bench_clock::time_point now);
+  // On `notify`: asks `history` for the next hole of the live stream at or
+  // below the announced seq, one request per conversation at a time, as a
+  // client would. Holes before the first live push are left to the
+  // scenario's final pull_announced (the stream's start is unknown here).
+  void pull_gap(const std::string& conv);
+  void on_pulled(const json& f);
+  std::unordered_map<uint64_t, std::string> pulls_;   // req -> conv
   // Counts a new message: true if another user's (a delivery), false if an echo.
   bool count_delivery(const json& msg, bench_clock::time_point now);
 

@@ -129,7 +129,9 @@ namespace imbench {
 
 // Timeline conversations (rooms, large groups): a member that got `notify`
 // instead of pushes pulls, with `history`, every seq of `expected` (sorted)
-// it missed at or below the highest seq announced to it. A seq missed but
+// it still misses at or below the highest seq announced to it (what the
+// connection's own pulls on `notify` could not place, e.g. a gap before
+// its first live push). A seq missed but
 // never announced stays missing: it counts as lost. Runs on the io threads
 // (replaces on_frame; senders must be done); waits up to `limit`.
 struct pull_outcome {

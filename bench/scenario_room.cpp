@@ -2,8 +2,9 @@
 // device; K of them send with a window. Room pushes carry seq, no iseq:
 // every member must get every committed message exactly once, in seq
 // order. A member that gets `notify` instead of pushes (its queue was over
-// the engine's --slow-queue) pulls the announced gap with `history` before
-// the final check; what was missed without being announced is lost.
+// the engine's --slow-queue) pulls the announced gap with `history`, at once
+// (connection) and, for what is left, before the final check
+// (pull_announced); what was missed without being announced is lost.
 #include <algorithm>
 
 #include "bench/scenarios.hpp"

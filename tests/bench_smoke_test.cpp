@@ -128,8 +128,7 @@ TEST_CASE("room-fanout with a tiny --slow-queue: notified members pull the gap, 
                    "--engine-args='--slow-queue=1'");
   check_exactly_once_to(r, 200, 200 * 19);
   CHECK(r.summary["pull"]["complete"] == true);
-  if (r.summary["notified"] > 0)
-    CHECK(r.summary["pull"]["members"] > 0);
+  CHECK(r.summary["pulled"] <= r.summary["delivered"]);
 }
 
 TEST_CASE("bad usage exits 64") {
