@@ -8,7 +8,8 @@
 # usage: bench/compare.sh [--reps=3] [--only=W1,W2,W3,W4,W5] [--servers=LIST] [--results=DIR]
 #                         [--no-build] [--no-install]
 #   servers: imengine-full, imengine-none, ejabberd, prosody, mosquitto, imbench (imengine's own
-#            C++ load generator, its peak figures; runs with --sync=full and --sync=none)
+#            C++ load generator, its peak figures; runs with --sync=full and --sync=none; W2 is its
+#            room-fanout, the same r: room the Node driver uses; W2g its inbox-mode group, for reference)
 #   env: PEERS_DIR (deployed kit, default /tmp/imengine-peers), PEERS_KIT (kit source,
 #        default ../shared/peers), IM_PORT (imengine port, default 8090: mosquitto's WS uses 8080)
 # Tiers: imengine --sync=full vs ejabberd/prosody (SQLite WAL, synchronous=FULL);
@@ -230,7 +231,7 @@ run_imbench() {  # rep
   local rep=$1 name args out rc
   while read -r name args; do
     [ -z "$name" ] && continue
-    has "$only" "${name%%-*}" || continue
+    has "$only" "${name:0:2}" || continue
     out=$results/imbench-$name-r$rep
     log "imbench $name rep $rep: $args"
     # shellcheck disable=SC2086
@@ -241,8 +242,9 @@ run_imbench() {  # rep
   done <<'EOF'
 W1-full dm --sync=full --pairs=10 --window=20 --count=1000000 --duration=10
 W1-none dm --sync=none --pairs=10 --window=20 --count=1000000 --duration=10
-W2-full group --sync=full --members=100 --senders=1 --window=10 --count=1000000 --duration=10
-W2-none group --sync=none --members=100 --senders=1 --window=10 --count=1000000 --duration=10
+W2-full room-fanout --sync=full --members=100 --senders=1 --window=10 --count=1000000 --duration=10
+W2-none room-fanout --sync=none --members=100 --senders=1 --window=10 --count=1000000 --duration=10
+W2g-full group --sync=full --members=100 --senders=1 --window=10 --count=1000000 --duration=10
 W3-full offline --sync=full --count=5000 --page=1000
 W3-none offline --sync=none --count=5000 --page=1000
 W4-full idle --sync=full --conns=10000 --hold=3
