@@ -199,6 +199,14 @@ std::vector<json> whole_inbox(net::ws_client& c) {
   return all_pages(c, json{{"t", "sync"}}, "iseq");
 }
 
+std::vector<json> inbox_of_at_least(net::ws_client& c, size_t n, std::chrono::milliseconds limit) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  auto inbox = whole_inbox(c);
+  while (inbox.size() < n && std::chrono::steady_clock::now() < until)
+    inbox = whole_inbox(c);
+  return inbox;
+}
+
 std::vector<json> whole_history(net::ws_client& c, const std::string& conv) {
   return all_pages(c, json{{"t", "history"}, {"conv", conv}}, "seq");
 }

@@ -67,6 +67,11 @@ inline auto is_push(uint64_t iseq) {
 std::vector<json> whole_inbox(net::ws_client& c);
 std::vector<json> whole_history(net::ws_client& c, const std::string& conv);
 
+// The whole inbox once it holds at least n copies, or as it is when
+// `limit` has passed: inbox copies commit after the sender's ack.
+std::vector<json> inbox_of_at_least(net::ws_client& c, size_t n,
+                                    std::chrono::milliseconds limit = std::chrono::seconds(10));
+
 // A send frame.
 json send_frame(const std::string& conv, const std::string& cmid, const std::string& body);
 
