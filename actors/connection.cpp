@@ -4,6 +4,7 @@
 
 #include "actors/directory.hpp"
 #include "actors/node_context.hpp"
+#include "engine/frame_writer.hpp"
 #include "engine/jwt.hpp"
 #include "engine/rules.hpp"
 #include "storage/store.hpp"
@@ -19,9 +20,13 @@ constexpr auto send_timeout = std::chrono::seconds(30);
 constexpr unsigned max_bad_streak = 20;
 constexpr auto notify_check = std::chrono::milliseconds(50);
 
+void reply_bytes(self_ptr self, std::string bytes, encoding enc) {
+  self->state.sink->send(std::make_shared<const std::string>(std::move(bytes)),
+                         enc == encoding::msgpack);
+}
+
 void reply(self_ptr self, const json& frame, encoding enc) {
-  auto bytes = std::make_shared<const std::string>(encode_frame(frame, enc));
-  self->state.sink->send(std::move(bytes), enc == encoding::msgpack);
+  reply_bytes(self, encode_frame(frame, enc), enc);
 }
 
 // Answers with an error; frames the client got wrong count towards the
@@ -59,7 +64,7 @@ void arm_timer(self_ptr self) {
 
 void push(self_ptr self, uint64_t iseq, const message& m) {
   auto& st = self->state;
-  auto bytes = std::make_shared<const std::string>(encode_frame(msg_frame(m, iseq), st.push_enc));
+  auto bytes = std::make_shared<const std::string>(encode_msg(m, iseq, st.push_enc));
   st.window.emplace_back(iseq, bytes);
   st.pushed = iseq;
   st.sink->send(std::move(bytes), st.push_enc == encoding::msgpack);
@@ -165,7 +170,8 @@ void handle_auth(self_ptr self, const json& f, req_id req, encoding enc) {
         st.pushed = st.acked = head;
         self->monitor(inbox);
         reply(self, auth_ok_frame(req, st.user, st.device, head, st.ctx->cfg.node), enc);
-        self->send(st.ctx->fanout, register_atom::value, st.user, caf::actor_cast<caf::actor>(self));
+        self->send(st.ctx->fanout, register_atom::value, st.user,
+                   local_conn{caf::actor_cast<caf::actor>(self), st.sink, enc == encoding::msgpack});
       },
       [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
 }
@@ -231,7 +237,9 @@ void handle_send(self_ptr self, const std::string& conv, std::vector<send_item> 
         if (batch)
           reply(self, ack_batch_frame(req, a.conv, a.first_seq, a.last_seq, a.mids, a.dup), enc);
         else
-          reply(self, ack_frame(req, cmid, a.conv, a.first_seq, a.mids.front(), a.ts, a.dup), enc);
+          reply_bytes(self,
+                      encode_ack(req, cmid, a.conv, a.first_seq, a.mids.front(), a.ts, a.dup, enc),
+                      enc);
       },
       [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
 }
@@ -328,24 +336,22 @@ void handle_room(self_ptr self, const std::string& op, const conv_req& r, req_id
           [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
 }
 
-// A timeline push. Normal-priority ones give way to a `notify` while the
-// outbound queue is long (the client pulls with history); prio 1 always
-// goes out. The net layer closes a connection whose queue stays too long.
+// A normal-priority timeline push the fanout actor held back because this
+// connection's outbound queue was long: it becomes a `notify` (the client
+// pulls with history). Sent live now, it would land behind the pushes the
+// fanout actor has sent straight to the socket since, out of order. prio 1
+// is never held back; the net layer closes a connection whose queue stays
+// too long.
 void on_timeline(self_ptr self, const timeline_frame& f) {
   auto& st = self->state;
   if (!st.authed || st.closing)
     return;
-  if (f.prio == 0 && st.sink->backlog() > st.ctx->cfg.slow_queue) {
-    st.pending_notify[f.conv] = f.seq;
-    if (!st.notify_timer_armed) {
-      st.notify_timer_armed = true;
-      self->delayed_send(self, notify_check, flush_atom::value);
-    }
-    return;
+  auto& seq = st.pending_notify[f.conv];
+  seq = std::max(seq, f.seq);
+  if (!st.notify_timer_armed) {
+    st.notify_timer_armed = true;
+    self->delayed_send(self, notify_check, flush_atom::value);
   }
-  auto binary = st.push_enc == encoding::msgpack;
-  st.sink->send(binary ? f.msgpack : f.json, binary);
-  st.ctx->metrics->pushes++;
 }
 
 void flush_notifies(self_ptr self) {

@@ -2,6 +2,8 @@
 
 #include <memory>
 
+#include "engine/frame_writer.hpp"
+
 namespace imengine {
 
 namespace {
@@ -10,7 +12,7 @@ using self_ptr = caf::stateful_actor<fanout_state>*;
 
 // Calls f(user, connections) for each member of `conv` online here.
 template <class F>
-void for_online_members(self_ptr self, const std::string& conv, F f) {
+void for_online_members(self_ptr self, const std::string& conv, F&& f) {
   auto& st = self->state;
   auto sub = st.subs.find(conv);
   if (sub == st.subs.end())
@@ -32,33 +34,48 @@ void deliver(self_ptr self, const message& m) {
   f.conv = m.conv;
   f.seq = m.seq;
   f.prio = m.prio;
-  auto frame = msg_frame(m, std::nullopt);
-  for_online_members(self, m.conv, [&](const std::string&, const std::vector<caf::actor>& conns) {
+  auto* ctx = self->state.ctx;
+  uint64_t pushed = 0;
+  for_online_members(self, m.conv, [&](const std::string&, const std::vector<local_conn>& conns) {
     if (!f.json) {   // encoded on first use, once per encoding
-      f.json = std::make_shared<const std::string>(encode_frame(frame, encoding::json));
-      f.msgpack = std::make_shared<const std::string>(encode_frame(frame, encoding::msgpack));
+      f.json = std::make_shared<const std::string>(encode_msg(m, std::nullopt, encoding::json));
+      f.msgpack = std::make_shared<const std::string>(encode_msg(m, std::nullopt, encoding::msgpack));
     }
-    for (const auto& conn : conns)
-      self->send(conn, f);
+    for (const auto& c : conns) {
+      if (m.prio != 0 || c.sink->backlog() <= ctx->cfg.slow_queue) {
+        c.sink->send(c.msgpack ? f.msgpack : f.json, c.msgpack);
+        ++pushed;
+      } else {
+        self->send(c.actor, f);   // slow reader: its connection decides on a notify
+      }
+    }
   });
+  ctx->metrics->pushes += pushed;
 }
 
 } // namespace
 
-caf::behavior fanout_actor(self_ptr self) {
+caf::behavior fanout_actor(self_ptr self, const node_context* ctx) {
+  self->state.ctx = ctx;
   self->set_down_handler([=](caf::down_msg& dm) {
-    auto& online = self->state.online;
-    for (auto i = online.begin(); i != online.end();) {
+    auto& st = self->state;
+    auto u = st.user_of.find(dm.source);
+    if (u == st.user_of.end())
+      return;
+    if (auto i = st.online.find(u->second); i != st.online.end()) {
       auto& conns = i->second;
       conns.erase(std::remove_if(conns.begin(), conns.end(),
-                                 [&](const caf::actor& c) { return c.address() == dm.source; }),
+                                 [&](const local_conn& c) { return c.actor.address() == dm.source; }),
                   conns.end());
-      i = conns.empty() ? online.erase(i) : std::next(i);
+      if (conns.empty())
+        st.online.erase(i);
     }
+    st.user_of.erase(u);
   });
   return {
-    [=](register_atom, std::string& user, caf::actor& conn) {
-      self->monitor(conn);
+    [=](register_atom, std::string& user, local_conn& conn) {
+      self->monitor(conn.actor);
+      self->state.user_of.emplace(conn.actor.address(), user);
       self->state.online[user].push_back(std::move(conn));
     },
     [=](members_atom, std::string& conv, std::vector<std::string>& added,
@@ -75,10 +92,10 @@ caf::behavior fanout_actor(self_ptr self) {
     },
     [=](timeline_atom, message& m) { deliver(self, m); },
     [=](typing_atom, std::string& conv, std::string& from) {
-      for_online_members(self, conv, [&](const std::string& user, const std::vector<caf::actor>& conns) {
+      for_online_members(self, conv, [&](const std::string& user, const std::vector<local_conn>& conns) {
         if (user != from)
           for (const auto& conn : conns)
-            self->send(conn, typing_atom::value, conv, from);
+            self->send(conn.actor, typing_atom::value, conv, from);
       });
     },
   };

@@ -8,12 +8,16 @@
 #include <caf/all.hpp>
 
 #include "actors/messages.hpp"
+#include "actors/node_context.hpp"
 
 namespace imengine {
 
 struct fanout_state {
+  const node_context* ctx = nullptr;
   // user -> its live connections on this node
-  std::unordered_map<std::string, std::vector<caf::actor>> online;
+  std::unordered_map<std::string, std::vector<local_conn>> online;
+  // connection -> its user, so that a closed one is found without a scan
+  std::unordered_map<caf::actor_addr, std::string> user_of;
   // timeline conversation -> its members (as the conversation told us)
   std::unordered_map<std::string, std::unordered_set<std::string>> subs;
   static inline const char* name = "fanout";
@@ -24,7 +28,9 @@ struct fanout_state {
 // it one message per node, not one per member; the frame is encoded once
 // per encoding, not once per connection. Membership arrives from the
 // conversation in order with its messages, so a joiner gets everything
-// after its join and a leaver nothing after its leave.
-caf::behavior fanout_actor(caf::stateful_actor<fanout_state>* self);
+// after its join and a leaver nothing after its leave. Live pushes go
+// straight to each connection's sink; a connection whose queue is long gets
+// the frame as a message instead, to turn normal ones into a `notify`.
+caf::behavior fanout_actor(caf::stateful_actor<fanout_state>* self, const node_context* ctx);
 
 } // namespace imengine

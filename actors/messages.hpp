@@ -20,7 +20,7 @@
 //   conversation    <- typing_atom, user
 //                   <- group_atom, op ("create"|"add"|"remove"), actor, vector<user>
 //                                                         -> ok_atom | error
-//   fanout          <- register_atom, user, actor conn          (a connection authed)
+//   fanout          <- register_atom, user, local_conn          (a connection authed)
 //                   <- members_atom, conv, vector<user> added, vector<user> removed,
 //                      bool reset                            (from a timeline conversation)
 //                   <- timeline_atom, message                 (a committed timeline message)
@@ -33,7 +33,7 @@
 //                   <- receipt_atom, conv, user, uint64_t seq  (dm peer read)
 //                   <- typing_atom, conv, user
 //                   <- presence_atom, user, bool online
-//                   <- timeline_frame                          (from fanout)
+//                   <- timeline_frame                          (from fanout: make it a notify)
 
 #include <cstdint>
 #include <functional>
@@ -96,6 +96,15 @@ struct timeline_frame {
   frame_bytes msgpack;
 };
 
+// A connection as the node's fanout actor holds it: the actor, and its sink
+// so that live timeline pushes go straight to the socket's queue without a
+// message to the connection actor per push. Local only.
+struct local_conn {
+  caf::actor actor;
+  std::shared_ptr<frame_sink> sink;
+  bool msgpack = false;   // the connection's push encoding
+};
+
 // A unit of work for the storage writer, run inside its one write
 // transaction. It must check before it writes: returning an error means it
 // wrote nothing. Local only (a closure cannot cross nodes).
@@ -141,3 +150,4 @@ void add_message_types(caf::actor_system_config& cfg);
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(imengine::write_job)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(imengine::timeline_frame)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(imengine::local_conn)

@@ -259,14 +259,6 @@ void read_item(field_reader& r, send_item& item) {
   item.prio = static_cast<uint8_t>(prio);
 }
 
-// The `ex` object of a stored message; {} when empty or unparseable.
-json ex_object(const std::string& text) {
-  if (text.empty())
-    return json::object();
-  auto v = json::parse(text, nullptr, false);
-  return v.is_object() ? v : json::object();
-}
-
 json with_req(json obj, req_id req) {
   if (req)
     obj["req"] = *req;
@@ -274,6 +266,13 @@ json with_req(json obj, req_id req) {
 }
 
 } // namespace
+
+json ex_object(const std::string& text) {
+  if (text.empty())
+    return json::object();
+  auto v = json::parse(text, nullptr, false);
+  return v.is_object() ? v : json::object();
+}
 
 // ---- codec --------------------------------------------------------------------
 

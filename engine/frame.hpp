@@ -30,6 +30,9 @@ result<json> decode_frame(std::string_view data, encoding enc);
 // Encodes an object as JSON text or msgpack bytes.
 std::string encode_frame(const json& obj, encoding enc);
 
+// The stored `ex` text of a message as an object ({} when empty or not one).
+json ex_object(const std::string& text);
+
 // The `req` of a decoded frame, if it carries an integer one.
 std::optional<int64_t> request_id(const json& frame);
 

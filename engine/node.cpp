@@ -104,7 +104,7 @@ uint16_t node::start() {
   d.ctx.metrics = &d.stats;
   d.ctx.mids = &d.mids;
   d.ctx.writer = d.sys->spawn<caf::detached>(storage_writer, d.store.get(), &d.stats);
-  d.ctx.fanout = d.sys->spawn(fanout_actor);
+  d.ctx.fanout = d.sys->spawn(fanout_actor, &d.ctx);
   d.dir = std::make_unique<directory>(*d.sys, &d.ctx);
   d.ctx.dir = d.dir.get();
   d.started = true;

@@ -47,7 +47,7 @@ struct fixture {
     ctx.metrics = &stats;
     ctx.mids = &mids;
     ctx.writer = sys->spawn<caf::detached>(storage_writer, store.get(), &stats);
-    ctx.fanout = sys->spawn(fanout_actor);
+    ctx.fanout = sys->spawn(fanout_actor, &ctx);
     dir_ = std::make_unique<directory>(*sys, &ctx);
     ctx.dir = dir_.get();
   }

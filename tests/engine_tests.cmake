@@ -1,6 +1,7 @@
 # tests of the engine layer
 imengine_test(engine_ids_test SOURCES engine_ids_test.cpp LIBS imengine_core)
 imengine_test(engine_frame_test SOURCES engine_frame_test.cpp LIBS imengine_core)
+imengine_test(engine_frame_writer_test SOURCES engine_frame_writer_test.cpp LIBS imengine_core)
 imengine_test(engine_metrics_test SOURCES engine_metrics_test.cpp LIBS imengine_core)
 # OpenSSL too: the test signs hand-made tokens independently of make_jwt.
 imengine_test(engine_jwt_test SOURCES engine_jwt_test.cpp LIBS imengine_core OpenSSL::Crypto)
