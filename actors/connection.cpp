@@ -108,6 +108,8 @@ void on_ack(self_ptr self, uint64_t iseq) {
   st.acked = iseq;
   while (!st.window.empty() && st.window.front().first <= iseq)
     st.window.pop_front();
+  if (st.window.empty())
+    st.window.shrink_to_fit();   // an idle connection keeps no window memory
   self->send(st.inbox, ack_atom::value, st.device, iseq);
   refill(self);
 }

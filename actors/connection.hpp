@@ -1,12 +1,12 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <unordered_map>
 #include <memory>
 #include <string>
 
+#include <boost/container/deque.hpp>
 #include <caf/all.hpp>
 
 #include "actors/messages.hpp"
@@ -28,7 +28,7 @@ struct connection_state {
   caf::actor inbox;                     // the user actor
   unsigned bad_streak = 0;              // bad frames in a row
   // Push window: pushed and not yet acked, in iseq order.
-  std::deque<std::pair<uint64_t, frame_bytes>> window;
+  boost::container::deque<std::pair<uint64_t, frame_bytes>> window;   // empty: no memory
   uint64_t pushed = 0;     // highest iseq pushed (or known to the client)
   uint64_t acked = 0;      // highest iseq the client acked
   bool behind = false;     // pushes skipped while the window was full

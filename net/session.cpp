@@ -170,6 +170,7 @@ void ws_session::on_write(beast::error_code ec, std::size_t) {
   }
   if (!queue_.empty())
     return do_write();
+  queue_.shrink_to_fit();   // drained: an idle connection keeps no queue memory
   if (closing_)
     do_close();
 }
