@@ -219,6 +219,29 @@ void sender::on_frame(const json& f) {
   fill();
 }
 
+std::vector<std::unique_ptr<sender>> start_senders(const std::vector<std::shared_ptr<connection>>& from,
+                                                   size_t n, const send_plan& plan, totals& t) {
+  std::vector<std::unique_ptr<sender>> out;
+  for (size_t i = 0; i < n && i < from.size(); ++i) {
+    auto p = plan;
+    p.cmid_prefix += std::to_string(i) + "-";
+    out.push_back(std::make_unique<sender>(from[i], std::move(p), t));
+  }
+  for (auto& s : out)
+    s->start();
+  return out;
+}
+
+bool wait_senders(monitor& mon, const std::vector<std::unique_ptr<sender>>& senders,
+                  bench_clock::duration limit) {
+  return mon.wait_until([&] {
+    for (const auto& s : senders)
+      if (!s->done())
+        return false;
+    return true;
+  }, limit);
+}
+
 } // namespace imbench
 
 namespace imbench {

@@ -123,6 +123,15 @@ private:
   std::atomic<bool> done_{false};
 };
 
+// One sender on each of the first `n` connections, all with `plan` (its
+// cmid prefix gets the sender's index), started.
+std::vector<std::unique_ptr<sender>> start_senders(const std::vector<std::shared_ptr<connection>>& from,
+                                                   size_t n, const send_plan& plan, totals& t);
+
+// Waits until every sender is done or `limit` passed; true when all are.
+bool wait_senders(monitor& mon, const std::vector<std::unique_ptr<sender>>& senders,
+                  bench_clock::duration limit);
+
 } // namespace imbench
 
 namespace imbench {

@@ -28,6 +28,8 @@ done
 run "dm-full-10x20-msgpack" dm --sync=full --pairs=10 --window=20 --count=1000000 --duration=10 --encoding=msgpack
 run "dm-full-1x1" dm --sync=full --pairs=1 --window=1 --count=1000000 --duration=10
 run "group-full-m100-k1" group --sync=full --members=100 --senders=1 --window=10 --count=1000000 --duration=10
+run "group-timeline-m100-k1" group --sync=full --mode=timeline --members=100 --senders=1 --window=10 --count=1000000 --duration=10
+run "room-m1000-k1" room-fanout --sync=full --members=1000 --senders=1 --window=10 --count=1000000 --duration=10 --engine-args=--slow-queue=4096
 run "offline-5000" offline --count=5000
 run "offline-5000-page1000" offline --count=5000 --page=1000
 run "idle-10000" idle --conns=10000 --hold=3

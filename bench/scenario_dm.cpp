@@ -49,14 +49,8 @@ json run_dm(run_context& ctx) {
     for (auto& s : senders)
       s->start();
   }
-  auto all_done = [&] {
-    for (auto& s : senders)
-      if (!s->done())
-        return false;
-    return true;
-  };
   bool finished = all_ready &&
-    mon.wait_until(all_done, std::chrono::duration_cast<bench_clock::duration>(duration) + 30s);
+    wait_senders(mon, senders, std::chrono::duration_cast<bench_clock::duration>(duration) + 30s);
   auto load_end = bench_clock::now();
   // Grace: pushes may trail the last ack a little.
   mon.wait_until([&] { return t.delivered >= t.acked && t.echoed >= t.acked; },

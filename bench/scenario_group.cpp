@@ -86,20 +86,10 @@ json run_group(run_context& ctx) {
   cpu_probe cpu(ctx.server_pid);
   auto start = bench_clock::now();
   std::vector<std::unique_ptr<sender>> senders;
-  if (ok) {
-    for (uint64_t i = 0; i < senders_n; ++i)
-      senders.push_back(std::make_unique<sender>(
-        conns.all()[i], send_plan{conv, count, start + to_d(duration), window, size,
-                                  "g" + std::to_string(i) + "-"}, t));
-    for (auto& s : senders)
-      s->start();
-  }
-  bool finished = ok && mon.wait_until([&] {
-    for (auto& s : senders)
-      if (!s->done())
-        return false;
-    return true;
-  }, to_d(duration) + 30s);
+  if (ok)
+    senders = start_senders(conns.all(), senders_n,
+                            send_plan{conv, count, start + to_d(duration), window, size, "g"}, t);
+  bool finished = ok && wait_senders(mon, senders, to_d(duration) + 30s);
   auto load_end = bench_clock::now();
   // Grace: every copy arrived, or (timeline) a notify announced it held
   // back (never pushed then: pulled below). Senders that did not finish may

@@ -93,20 +93,10 @@ json run_room(run_context& ctx) {
   cpu_probe cpu(ctx.server_pid);
   auto start = bench_clock::now();
   std::vector<std::unique_ptr<sender>> senders;
-  if (ready) {
-    for (uint64_t i = 0; i < senders_n; ++i)
-      senders.push_back(std::make_unique<sender>(
-        conns.all()[i], send_plan{conv, count, start + to_d(duration), window, size,
-                                  "r" + std::to_string(i) + "-"}, t));
-    for (auto& s : senders)
-      s->start();
-  }
-  bool finished = ready && mon.wait_until([&] {
-    for (auto& s : senders)
-      if (!s->done())
-        return false;
-    return true;
-  }, to_d(duration) + 30s);
+  if (ready)
+    senders = start_senders(conns.all(), senders_n,
+                            send_plan{conv, count, start + to_d(duration), window, size, "r"}, t);
+  bool finished = ready && wait_senders(mon, senders, to_d(duration) + 30s);
   auto load_end = bench_clock::now();
   // Grace: every member has every acked message, or a notify announced it
   // held back (never pushed then: pulled below). Senders that did not
