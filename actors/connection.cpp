@@ -344,12 +344,12 @@ void handle_room(self_ptr self, const std::string& op, const conv_req& r, req_id
 // fanout actor has sent straight to the socket since, out of order. prio 1
 // is never held back; the net layer closes a connection whose queue stays
 // too long.
-void on_timeline(self_ptr self, const timeline_frame& f) {
+void on_held_back(self_ptr self, const std::string& conv, uint64_t seq) {
   auto& st = self->state;
   if (!st.authed || st.closing)
     return;
-  auto& seq = st.pending_notify[f.conv];
-  seq = std::max(seq, f.seq);
+  auto& pending = st.pending_notify[conv];
+  pending = std::max(pending, seq);
   if (!st.notify_timer_armed) {
     st.notify_timer_armed = true;
     self->delayed_send(self, notify_check, flush_atom::value);
@@ -549,7 +549,7 @@ caf::behavior connection_actor(self_ptr self, const node_context* ctx,
     [=](presence_atom, std::string& user, bool online) {
       event(self, presence_frame(user, online));
     },
-    [=](timeline_frame& f) { on_timeline(self, f); },
+    [=](timeline_atom, std::string& conv, uint64_t seq) { on_held_back(self, conv, seq); },
     [=](flush_atom) { flush_notifies(self); },
     [=](kick_atom, uint16_t code) {
       auto& st = self->state;

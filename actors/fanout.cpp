@@ -30,23 +30,20 @@ void for_online_members(self_ptr self, const std::string& conv, F&& f) {
 }
 
 void deliver(self_ptr self, const message& m) {
-  timeline_frame f;
-  f.conv = m.conv;
-  f.seq = m.seq;
-  f.prio = m.prio;
   auto* ctx = self->state.ctx;
+  frame_bytes as_json, as_msgpack;   // encoded on first use, once per encoding
   uint64_t pushed = 0;
   for_online_members(self, m.conv, [&](const std::string&, const std::vector<local_conn>& conns) {
-    if (!f.json) {   // encoded on first use, once per encoding
-      f.json = std::make_shared<const std::string>(encode_msg(m, std::nullopt, encoding::json));
-      f.msgpack = std::make_shared<const std::string>(encode_msg(m, std::nullopt, encoding::msgpack));
+    if (!as_json) {
+      as_json = std::make_shared<const std::string>(encode_msg(m, std::nullopt, encoding::json));
+      as_msgpack = std::make_shared<const std::string>(encode_msg(m, std::nullopt, encoding::msgpack));
     }
     for (const auto& c : conns) {
       if (m.prio != 0 || c.sink->backlog() <= ctx->cfg.slow_queue) {
-        c.sink->send(c.msgpack ? f.msgpack : f.json, c.msgpack);
+        c.sink->send(c.msgpack ? as_msgpack : as_json, c.msgpack);
         ++pushed;
       } else {
-        self->send(c.actor, f);   // slow reader: its connection decides on a notify
+        self->send(c.actor, timeline_atom::value, m.conv, m.seq);   // slow reader: a notify later
       }
     }
   });

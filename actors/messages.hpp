@@ -33,7 +33,8 @@
 //                   <- receipt_atom, conv, user, uint64_t seq  (dm peer read)
 //                   <- typing_atom, conv, user
 //                   <- presence_atom, user, bool online
-//                   <- timeline_frame                          (from fanout: make it a notify)
+//                   <- timeline_atom, conv, uint64_t seq       (from fanout: a push it held
+//                                                                back, to announce with notify)
 
 #include <cstdint>
 #include <functional>
@@ -84,16 +85,6 @@ struct send_ack {
   std::vector<uint64_t> mids;
   int64_t ts = 0;
   bool dup = false;
-};
-
-// A timeline message for one connection, encoded once for all of them:
-// the connection picks its encoding. Local only (shares the bytes).
-struct timeline_frame {
-  std::string conv;
-  uint64_t seq = 0;
-  uint8_t prio = 0;
-  frame_bytes json;
-  frame_bytes msgpack;
 };
 
 // A connection as the node's fanout actor holds it: the actor, and its sink
@@ -149,5 +140,4 @@ void add_message_types(caf::actor_system_config& cfg);
 } // namespace imengine
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(imengine::write_job)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(imengine::timeline_frame)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(imengine::local_conn)
