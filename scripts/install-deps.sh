@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config ccache
       libboost-dev libcaf-dev liblmdb-dev libmsgpack-cxx-dev doctest-dev
-      nlohmann-json3-dev libspdlog-dev libssl-dev)
+      nlohmann-json3-dev libspdlog-dev libssl-dev libgoogle-perftools-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
