@@ -399,6 +399,30 @@ bool wait_settled(const fleet& f, monitor& mon, const totals& t, uint64_t copies
   }, limit);
 }
 
+run_end end_run(fleet& conns, io_pool& pool, monitor& mon, const totals& t, uint64_t copies,
+                const std::string& conv, const std::vector<std::unique_ptr<sender>>& senders,
+                bool finished, bool pull, bench_clock::duration grace) {
+  run_end out;
+  auto collect = [&] {
+    for (const auto& s : senders)
+      out.committed.insert(out.committed.end(), s->acked_seqs.begin(), s->acked_seqs.end());
+    std::sort(out.committed.begin(), out.committed.end());
+  };
+  if (finished) {
+    collect();
+    wait_settled(conns, mon, t, copies, conv, out.committed, grace);
+    if (pull)
+      out.pull = pull_announced(conns, mon, conv, out.committed, std::chrono::seconds(30));
+  }
+  conns.close_all();
+  pool.stop();
+  if (!finished)
+    collect();
+  for (const auto& s : senders)
+    out.ack_us.insert(out.ack_us.end(), s->ack_us.begin(), s->ack_us.end());
+  return out;
+}
+
 std::vector<uint32_t> arrival_spread_us(const fleet& f, const std::string& conv,
                                         const std::vector<uint64_t>& expected,
                                         const std::unordered_map<uint64_t, size_t>& sender_of) {

@@ -163,6 +163,21 @@ bool wait_settled(const fleet& f, monitor& mon, const totals& t, uint64_t copies
                   const std::string& conv, const std::vector<uint64_t>& expected,
                   bench_clock::duration limit);
 
+// The end of a run with one conversation: after the senders, every seq
+// they got acked (sorted), the pulls of notified members and the ack
+// latencies. When the senders finished it waits up to `grace` for every
+// copy (`copies` deliveries + echoes) and, with `pull`, lets notified
+// members pull; then it closes the fleet and stops the io threads (the
+// results of senders that did not finish are read only after that).
+struct run_end {
+  std::vector<uint64_t> committed;
+  pull_outcome pull;
+  std::vector<uint32_t> ack_us;
+};
+run_end end_run(fleet& conns, io_pool& pool, monitor& mon, const totals& t, uint64_t copies,
+                const std::string& conv, const std::vector<std::unique_ptr<sender>>& senders,
+                bool finished, bool pull, bench_clock::duration grace);
+
 // Spread of each message of `conv` over the members that received it (the
 // sender excluded): last arrival − first arrival. `sender_of[seq]` is the
 // index in f.all() of the sending connection. Needs record_arrivals; only

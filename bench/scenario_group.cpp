@@ -92,28 +92,11 @@ json run_group(run_context& ctx) {
   bool finished = ok && wait_senders(mon, senders, to_d(duration) + 30s);
   auto load_end = bench_clock::now();
   // Grace: every copy arrived, or (timeline) a notify announced it held
-  // back (never pushed then: pulled below). Senders that did not finish may
-  // still write their results: read them after the io threads.
-  std::vector<uint64_t> committed;
-  auto collect = [&] {
-    for (auto& s : senders)
-      committed.insert(committed.end(), s->acked_seqs.begin(), s->acked_seqs.end());
-    std::sort(committed.begin(), committed.end());
-  };
-  pull_outcome pull;
-  if (finished) {
-    collect();
-    wait_settled(conns, mon, t, t.acked * members, conv, committed, to_d(grace));
-    if (mode == "timeline")
-      pull = pull_announced(conns, mon, conv, committed, 30s);
-  }
-  conns.close_all();
-  pool.stop();
-  if (!finished)
-    collect();
-  std::vector<uint32_t> ack_us;
-  for (auto& s : senders)
-    ack_us.insert(ack_us.end(), s->ack_us.begin(), s->ack_us.end());
+  // back (never pushed then: pulled).
+  auto end = end_run(conns, pool, mon, t, t.acked * members, conv, senders, finished,
+                     mode == "timeline", to_d(grace));
+  const auto& committed = end.committed;
+  const auto& pull = end.pull;
 
   auto out = base_summary("group", params, t, conns);
   uint64_t lost = 0;
@@ -136,7 +119,7 @@ json run_group(run_context& ctx) {
   out["throughput"] = {{"msgs_per_s", load_s > 0 ? t.acked / load_s : 0.0},
                        {"deliveries_per_s", deliver_s > 0 ? delivered_live / deliver_s : 0.0}};
   auto delivery_us = conns.delivery_us();
-  out["latency_ms"] = {{"ack", latency_summary(ack_us)}, {"delivery", latency_summary(delivery_us)}};
+  out["latency_ms"] = {{"ack", latency_summary(end.ack_us)}, {"delivery", latency_summary(delivery_us)}};
   json server = json::object();
   cpu.report(server, t.acked);
   out["server"] = server;

@@ -99,31 +99,15 @@ json run_room(run_context& ctx) {
   bool finished = ready && wait_senders(mon, senders, to_d(duration) + 30s);
   auto load_end = bench_clock::now();
   // Grace: every member has every acked message, or a notify announced it
-  // held back (never pushed then: pulled below). Senders that did not
-  // finish may still write their results: read them after the io threads.
-  std::vector<uint64_t> committed;
-  std::unordered_map<uint64_t, size_t> sender_of;
-  auto collect = [&] {
-    for (size_t i = 0; i < senders.size(); ++i)
-      for (auto seq : senders[i]->acked_seqs) {
-        committed.push_back(seq);
-        sender_of[seq] = i;   // senders are conns.all()[0..K)
-      }
-    std::sort(committed.begin(), committed.end());
-  };
-  pull_outcome pull;
-  if (finished) {
-    collect();
-    wait_settled(conns, mon, t, t.acked * members, conv, committed, to_d(grace));
-    pull = pull_announced(conns, mon, conv, committed, 30s);
-  }
-  conns.close_all();
-  pool.stop();
-  if (!finished)
-    collect();
-  std::vector<uint32_t> ack_us;
-  for (auto& snd : senders)
-    ack_us.insert(ack_us.end(), snd->ack_us.begin(), snd->ack_us.end());
+  // held back (never pushed then: pulled).
+  auto end = end_run(conns, pool, mon, t, t.acked * members, conv, senders, finished, true,
+                     to_d(grace));
+  const auto& committed = end.committed;
+  const auto& pull = end.pull;
+  std::unordered_map<uint64_t, size_t> sender_of;   // senders are conns.all()[0..K)
+  for (size_t i = 0; i < senders.size(); ++i)
+    for (auto seq : senders[i]->acked_seqs)
+      sender_of[seq] = i;
 
   auto out = base_summary("room-fanout", params, t, conns);
   uint64_t lost = 0, lost_echo = 0;
@@ -150,7 +134,7 @@ json run_room(run_context& ctx) {
                        {"deliveries_per_s", deliver_s > 0 ? delivered_live / deliver_s : 0.0}};
   auto delivery_us = conns.delivery_us();
   auto spread_us = arrival_spread_us(conns, conv, committed, sender_of);
-  out["latency_ms"] = {{"ack", latency_summary(ack_us)},
+  out["latency_ms"] = {{"ack", latency_summary(end.ack_us)},
                        {"delivery", latency_summary(delivery_us)},
                        {"spread", latency_summary(spread_us)}};
   json server = json::object();

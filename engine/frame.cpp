@@ -428,15 +428,6 @@ json auth_ok_frame(req_id req, std::string_view user, std::string_view device,
                   req);
 }
 
-json ack_frame(req_id req, std::string_view cmid, std::string_view conv,
-               uint64_t seq, uint64_t mid, int64_t ts, bool dup) {
-  json f{{"t", "ack"}, {"cmid", cmid}, {"conv", conv}, {"seq", seq},
-         {"mid", std::to_string(mid)}, {"ts", ts}};
-  if (dup)
-    f["dup"] = true;
-  return with_req(std::move(f), req);
-}
-
 json ack_batch_frame(req_id req, std::string_view conv, uint64_t first_seq,
                      uint64_t last_seq, const std::vector<uint64_t>& mids, bool dup) {
   auto mid_strings = json::array();

@@ -111,8 +111,7 @@ using req_id = std::optional<int64_t>;
 
 json auth_ok_frame(req_id req, std::string_view user, std::string_view device,
                    uint64_t iseq, std::string_view node);
-json ack_frame(req_id req, std::string_view cmid, std::string_view conv,
-               uint64_t seq, uint64_t mid, int64_t ts, bool dup);
+// (`ack` is written straight to bytes by encode_ack, engine/frame_writer.hpp.)
 json ack_batch_frame(req_id req, std::string_view conv, uint64_t first_seq,
                      uint64_t last_seq, const std::vector<uint64_t>& mids, bool dup);
 // A `msg` push or list entry; `iseq` is present for inbox messages only.

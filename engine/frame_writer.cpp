@@ -22,7 +22,7 @@ public:
     out_ += k;
     out_ += "\":";
   }
-  void str(const std::string& s) {
+  void str(std::string_view s) {
     if (plain(s)) {
       out_ += '"';
       out_ += s;
@@ -43,7 +43,7 @@ public:
 
 private:
   // Printable ASCII but '"' and '\\': written as is by any JSON writer.
-  static bool plain(const std::string& s) {
+  static bool plain(std::string_view s) {
     for (unsigned char c : s)
       if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
         return false;
@@ -68,7 +68,7 @@ public:
     pk_.pack_map(static_cast<uint32_t>(fields));
   }
   void key(std::string_view k) { raw_str(k); }
-  void str(const std::string& s) { raw_str(s); }
+  void str(std::string_view s) { raw_str(s); }
   void uint(uint64_t v) { pk_.pack_uint64(v); }
   void sint(int64_t v) { pk_.pack_int64(v); }
   void boolean(bool v) { v ? pk_.pack_true() : pk_.pack_false(); }
@@ -124,8 +124,8 @@ std::string write_msg(const message& m, std::optional<uint64_t> iseq) {
 }
 
 template <class W>
-std::string write_ack(req_id req, const std::string& cmid, const std::string& conv,
-                      uint64_t seq, uint64_t mid, int64_t ts, bool dup) {
+std::string write_ack(req_id req, std::string_view cmid, std::string_view conv, uint64_t seq,
+                      uint64_t mid, int64_t ts, bool dup) {
   W w(6 + (dup ? 1 : 0) + (req ? 1 : 0));
   w.key("cmid");
   w.str(cmid);
@@ -159,9 +159,8 @@ std::string encode_msg(const message& m, std::optional<uint64_t> iseq, encoding 
 
 std::string encode_ack(req_id req, std::string_view cmid, std::string_view conv, uint64_t seq,
                        uint64_t mid, int64_t ts, bool dup, encoding enc) {
-  std::string c(cmid), v(conv);
-  return enc == encoding::msgpack ? write_ack<msgpack_writer>(req, c, v, seq, mid, ts, dup)
-                                  : write_ack<json_writer>(req, c, v, seq, mid, ts, dup);
+  return enc == encoding::msgpack ? write_ack<msgpack_writer>(req, cmid, conv, seq, mid, ts, dup)
+                                  : write_ack<json_writer>(req, cmid, conv, seq, mid, ts, dup);
 }
 
 } // namespace imengine

@@ -11,7 +11,7 @@
 // and every `ack`. They write the bytes in one pass, with no JSON object
 // in between (building and destroying that tree was a fifth of the
 // engine's instructions per message). Their output is byte-identical to
-// encode_frame(msg_frame(...)) / encode_frame(ack_frame(...)): keys in the
+// what encode_frame makes of the same object (msg_frame for `msg`): keys in the
 // same (sorted) order, any string that needs escaping escaped by nlohmann, msgpack
 // integers and strings in the same smallest formats.
 namespace imengine {
