@@ -13,7 +13,7 @@ namespace imengine {
 
 namespace {
 
-using self_ptr = caf::stateful_actor<connection_state>*;
+using self_ptr = connection_actor::stateful_pointer<connection_state>;
 
 constexpr auto auth_timeout = std::chrono::seconds(10);
 constexpr auto send_timeout = std::chrono::seconds(30);
@@ -29,6 +29,16 @@ void reply(self_ptr self, const json& frame, encoding enc) {
   reply_bytes(self, encode_frame(frame, enc), enc);
 }
 
+// Every close the connection starts goes through here: from now on it
+// handles no frame and pushes nothing.
+void close_with(self_ptr self, uint16_t code, std::string reason) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  st.closing = true;
+  st.sink->close(code, std::move(reason));
+}
+
 // Answers with an error; frames the client got wrong count towards the
 // bad-frame limit, after which the connection is closed with 1008.
 void reply_error(self_ptr self, req_id req, const failure& f, encoding enc) {
@@ -40,10 +50,8 @@ void reply_error(self_ptr self, req_id req, const failure& f, encoding enc) {
     case errc::too_large:
     case errc::unauthorized:
       st.ctx->metrics->bad_frames++;
-      if (++st.bad_streak >= max_bad_streak && !st.closing) {
-        st.closing = true;
-        st.sink->close(1008, "too many bad frames");
-      }
+      if (++st.bad_streak >= max_bad_streak)
+        close_with(self, 1008, "too many bad frames");
       break;
     default:
       break;
@@ -59,7 +67,7 @@ void arm_timer(self_ptr self) {
   st.timer_armed = true;
   st.progress_mark = st.acked;
   self->delayed_send(self, std::chrono::milliseconds(st.ctx->cfg.retransmit_ms),
-                     tick_atom::value);
+                     retransmit_atom::value);
 }
 
 void push(self_ptr self, uint64_t iseq, const message& m) {
@@ -72,20 +80,42 @@ void push(self_ptr self, uint64_t iseq, const message& m) {
   arm_timer(self);
 }
 
-// After pushes were skipped for a full window: send what the inbox holds
-// past the last push, as far as the window has room.
+// After pushes were skipped for a full window: fetch what the inbox holds
+// past the last push, as far as the window has room. One page at a time;
+// pushes that arrive meanwhile go out directly when they are next in line.
 void refill(self_ptr self) {
   auto& st = self->state;
-  if (!st.behind || st.closing)
+  if (!st.behind || st.closing || st.refilling || !st.inbox)
     return;
   auto room = st.ctx->cfg.push_window - std::min<size_t>(st.window.size(), st.ctx->cfg.push_window);
   if (room == 0)
     return;
-  auto t = st.ctx->store->read();
-  auto page = st.ctx->store->inbox_after(t, st.user, st.pushed, static_cast<uint32_t>(room));
-  for (const auto& [iseq, m] : page.items)
-    push(self, iseq, m);
-  st.behind = page.more;
+  st.behind = false;
+  st.refilling = true;
+  self->request(st.inbox, send_timeout, sync_atom::value, st.pushed, static_cast<uint32_t>(room))
+    .then(
+      [=](inbox_page& page) {
+        auto& st = self->state;
+        st.refilling = false;
+        if (st.closing)
+          return;
+        for (const auto& [iseq, m] : page.items) {
+          if (iseq <= st.pushed)
+            continue;   // pushed directly while the page was on its way
+          if (iseq != st.pushed + 1 || st.window.size() >= st.ctx->cfg.push_window) {
+            st.behind = true;
+            break;
+          }
+          push(self, iseq, m);
+        }
+        st.behind = st.behind || page.more;
+        refill(self);
+      },
+      [=](caf::error&) {
+        // The inbox is gone: reattaching to its successor refills.
+        self->state.refilling = false;
+        self->state.behind = true;
+      });
 }
 
 void on_push(self_ptr self, uint64_t iseq, const message& m) {
@@ -122,8 +152,7 @@ void on_tick(self_ptr self) {
   if (st.acked > st.progress_mark) {
     st.attempts = 0;
   } else if (++st.attempts > st.ctx->cfg.max_retransmits) {
-    st.closing = true;
-    st.sink->close(4002, "pushes not acknowledged");
+    close_with(self, 4002, "pushes not acknowledged");
     return;
   } else {
     for (const auto& entry : st.window)
@@ -133,49 +162,56 @@ void on_tick(self_ptr self) {
   arm_timer(self);
 }
 
-// ---- requests
+// ---- requests. Each handler takes its typed, parsed frame; the table at
+// the end maps a frame type to its handler.
 
-void handle_auth(self_ptr self, const json& f, req_id req, encoding enc) {
+// What a handler needs besides its frame: who asked, how to answer.
+struct origin {
+  req_id req;
+  encoding enc;
+};
+
+void on_ping(self_ptr self, const json&, origin o) {
+  reply(self, pong_frame(o.req), o.enc);
+}
+
+void on_auth(self_ptr self, auth_req& a, origin o) {
   auto& st = self->state;
   if (st.authed) {
-    reply_error(self, req, {errc::bad_frame, "already authenticated"}, enc);
-    return;
-  }
-  auto a = parse_auth(f);
-  if (!a) {
-    reply_error(self, req, a.error(), enc);
+    reply_error(self, o.req, {errc::bad_frame, "already authenticated"}, o.enc);
     return;
   }
   if (st.ctx->cfg.auth == "jwt") {
-    auto sub = verify_jwt(a->token, st.ctx->cfg.jwt_secret, now_ms() / 1000);
+    auto sub = verify_jwt(a.token, st.ctx->cfg.jwt_secret, now_ms() / 1000);
     if (!sub) {
-      reply_error(self, req, sub.error(), enc);
+      reply_error(self, o.req, sub.error(), o.enc);
       return;
     }
-    if (*sub != a->user) {
-      reply_error(self, req, {errc::unauthorized, "token is for another user"}, enc);
+    if (*sub != a.user) {
+      reply_error(self, o.req, {errc::unauthorized, "token is for another user"}, o.enc);
       return;
     }
   }
-  auto inbox = st.ctx->dir->user(a->user);
+  auto inbox = st.ctx->dir->user(a.user);
   // await: later frames of this connection wait until auth is settled.
-  self->request(inbox, auth_timeout, register_atom::value, a->device,
-                caf::actor_cast<caf::actor>(self))
+  self->request(inbox, auth_timeout, register_atom::value, a.device,
+                caf::actor_cast<connection_actor>(self))
     .await(
       [=](uint64_t head) {
         auto& st = self->state;
         st.authed = true;
-        st.user = a->user;
-        st.device = a->device;
+        st.user = a.user;
+        st.device = a.device;
         st.inbox = inbox;
-        st.push_enc = enc;
+        st.push_enc = o.enc;
         st.pushed = st.acked = head;
         self->monitor(inbox);
-        reply(self, auth_ok_frame(req, st.user, st.device, head, st.ctx->cfg.node), enc);
-        self->send(st.ctx->fanout, register_atom::value, st.user,
-                   local_conn{caf::actor_cast<caf::actor>(self), st.sink, enc == encoding::msgpack});
+        reply(self, auth_ok_frame(o.req, st.user, st.device, head, st.ctx->cfg.node), o.enc);
+        self->send(st.ctx->fanout, online_atom::value, st.user,
+                   local_conn{caf::actor_cast<connection_actor>(self), st.sink,
+                              o.enc == encoding::msgpack});
       },
-      [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
+      [=](caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); });
 }
 
 // Whether the user may use `c`: dm by its id, groups and rooms by their
@@ -208,27 +244,26 @@ std::optional<failure> check_access(const node_context* ctx, const conv_id& c,
 
 // The conversation a frame names, if the user may use it; otherwise the
 // error is answered and nullopt returned.
-std::optional<conv_id> accessible(self_ptr self, const std::string& conv, req_id req,
-                                  encoding enc) {
+std::optional<conv_id> accessible(self_ptr self, const std::string& conv, origin o) {
   auto c = parse_conv(conv);
   auto denied = c ? check_access(self->state.ctx, *c, self->state.user)
                   : std::optional<failure>{failure{errc::bad_frame, "malformed conv"}};
   if (denied) {
-    reply_error(self, req, *denied, enc);
+    reply_error(self, o.req, *denied, o.enc);
     return std::nullopt;
   }
   return c;
 }
 
-void handle_send(self_ptr self, const std::string& conv, std::vector<send_item> items,
-                 bool batch, req_id req, encoding enc) {
+void send_items(self_ptr self, const std::string& conv, std::vector<send_item> items,
+                bool batch, origin o) {
   auto& st = self->state;
   // A group's or room's own actor checks membership in mailbox order, so
   // that a send pipelined behind group_create, group_add or join is judged
   // after them.
   auto c = parse_conv(conv);
   if (!c || c->kind == conv_kind::dm)
-    c = accessible(self, conv, req, enc);
+    c = accessible(self, conv, o);
   if (!c)
     return;
   std::string cmid = batch ? std::string{} : items.front().cmid;
@@ -237,31 +272,45 @@ void handle_send(self_ptr self, const std::string& conv, std::vector<send_item> 
     .then(
       [=](send_ack& a) {
         if (batch)
-          reply(self, ack_batch_frame(req, a.conv, a.first_seq, a.last_seq, a.mids, a.dup), enc);
+          reply(self, ack_batch_frame(o.req, a.conv, a.first_seq, a.last_seq, a.mids, a.dup),
+                o.enc);
         else
           reply_bytes(self,
-                      encode_ack(req, cmid, a.conv, a.first_seq, a.mids.front(), a.ts, a.dup, enc),
-                      enc);
+                      encode_ack(o.req, cmid, a.conv, a.first_seq, a.mids.front(), a.ts, a.dup,
+                                 o.enc),
+                      o.enc);
       },
-      [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
+      [=](caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); });
 }
 
-void handle_sync(self_ptr self, const sync_req& r, req_id req, encoding enc) {
+void on_send(self_ptr self, send_req& r, origin o) {
+  send_items(self, r.conv, {std::move(r.item)}, false, o);
+}
+
+void on_send_batch(self_ptr self, send_batch_req& r, origin o) {
+  send_items(self, r.conv, std::move(r.items), true, o);
+}
+
+void on_client_ack(self_ptr self, ack_req& r, origin) {
+  on_ack(self, r.iseq);
+}
+
+void on_sync(self_ptr self, sync_req& r, origin o) {
   auto& st = self->state;
   on_ack(self, r.after);   // asking for the next page acks the previous
-  auto t = st.ctx->store->read();
-  auto page = st.ctx->store->inbox_after(t, st.user, r.after, r.limit);
-  reply(self, sync_result_frame(req, page.items, page.more), enc);
+  self->request(st.inbox, send_timeout, sync_atom::value, r.after, r.limit)
+    .then([=](inbox_page& page) { reply(self, sync_result_frame(o.req, page.items, page.more), o.enc); },
+          [=](caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); });
 }
 
-void handle_history(self_ptr self, const history_req& r, req_id req, encoding enc) {
+void on_history(self_ptr self, history_req& r, origin o) {
   auto& st = self->state;
-  if (!accessible(self, r.conv, req, enc))
+  if (!accessible(self, r.conv, o))
     return;
   auto t = st.ctx->store->read();
   auto page = r.before ? st.ctx->store->messages_before(t, r.conv, *r.before, r.limit)
                        : st.ctx->store->messages_after(t, r.conv, r.after.value_or(0), r.limit);
-  reply(self, history_result_frame(req, r.conv, page.items, page.more), enc);
+  reply(self, history_result_frame(o.req, r.conv, page.items, page.more), o.enc);
 }
 
 // An event for the client (read on another device, receipt, typing,
@@ -272,70 +321,77 @@ void event(self_ptr self, const json& frame) {
     reply(self, frame, st.push_enc);
 }
 
-void handle_read(self_ptr self, const read_req& r, req_id req, encoding enc) {
+void on_read(self_ptr self, read_req& r, origin o) {
   auto& st = self->state;
-  if (!accessible(self, r.conv, req, enc))
+  if (!accessible(self, r.conv, o))
     return;
   self->send(st.inbox, read_atom::value, r.conv, r.seq, st.device);
 }
 
-void handle_unread(self_ptr self, req_id req, encoding enc) {
+void on_unread(self_ptr self, const json&, origin o) {
   self->request(self->state.inbox, send_timeout, unread_atom::value)
-    .then([=](std::vector<unread_entry>& convs) { reply(self, unread_result_frame(req, convs), enc); },
-          [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
+    .then([=](std::vector<unread_entry>& convs) { reply(self, unread_result_frame(o.req, convs), o.enc); },
+          [=](caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); });
 }
 
-void handle_typing(self_ptr self, const conv_req& r, req_id req, encoding enc) {
+void on_typing(self_ptr self, conv_req& r, origin o) {
   auto& st = self->state;
-  auto c = accessible(self, r.conv, req, enc);
+  auto c = accessible(self, r.conv, o);
   if (!c)
     return;
   self->send(st.ctx->dir->conversation(*c), typing_atom::value, st.user);
 }
 
-void handle_group_change(self_ptr self, const std::string& op, members_req& r, req_id req,
-                         encoding enc) {
+void change_group(self_ptr self, const conv_id& c, group_op op, std::vector<std::string> users,
+                  origin o) {
   auto& st = self->state;
-  self->request(st.ctx->dir->conversation(*parse_conv(r.conv)), send_timeout,
-                group_atom::value, op, st.user, std::move(r.members))
-    .then([=](ok_atom) { reply(self, ok_frame(req), enc); },
-          [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
+  self->request(st.ctx->dir->conversation(c), send_timeout, group_atom::value, op, st.user,
+                std::move(users))
+    .then([=](ok_atom) { reply(self, ok_frame(o.req), o.enc); },
+          [=](caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); });
 }
 
-void handle_group_info(self_ptr self, const conv_req& r, req_id req, encoding enc) {
+// group_create, group_add, group_remove (parse_members checks the g: id)
+template <group_op Op>
+void on_group(self_ptr self, members_req& r, origin o) {
+  change_group(self, *parse_conv(r.conv), Op, std::move(r.members), o);
+}
+
+// join, leave
+template <group_op Op>
+void on_room(self_ptr self, conv_req& r, origin o) {
+  auto c = parse_conv(r.conv);
+  if (!c || c->kind != conv_kind::room) {
+    reply_error(self, o.req,
+                {errc::bad_frame, std::string(Op == group_op::join ? "join" : "leave")
+                                    + " needs an r: conversation"},
+                o.enc);
+    return;
+  }
+  change_group(self, *c, Op, {}, o);
+}
+
+void on_group_info(self_ptr self, conv_req& r, origin o) {
   auto& st = self->state;
-  auto c = accessible(self, r.conv, req, enc);
+  auto c = accessible(self, r.conv, o);
   if (!c)
     return;
   if (c->kind != conv_kind::group) {
-    reply_error(self, req, {errc::bad_frame, "group_info needs a g: conversation"}, enc);
+    reply_error(self, o.req, {errc::bad_frame, "group_info needs a g: conversation"}, o.enc);
     return;
   }
   auto t = st.ctx->store->read();
   std::vector<std::string> members;
   std::string owner;
   for (auto& [user, role] : st.ctx->store->members(t, r.conv)) {
-    if (role == "owner")
+    if (role == member_role::owner)
       owner = user;
     members.push_back(std::move(user));
   }
   auto last = st.ctx->store->conv(t, r.conv).value_or(storage::conv_meta{}).last_seq;
-  auto mode = members.size() > st.ctx->cfg.large_group ? "timeline" : "inbox";
-  reply(self, group_info_result_frame(req, r.conv, members, owner, mode, last), enc);
-}
-
-void handle_room(self_ptr self, const std::string& op, const conv_req& r, req_id req,
-                 encoding enc) {
-  auto& st = self->state;
-  auto c = parse_conv(r.conv);
-  if (!c || c->kind != conv_kind::room) {
-    reply_error(self, req, {errc::bad_frame, op + " needs an r: conversation"}, enc);
-    return;
-  }
-  self->request(st.ctx->dir->conversation(*c), send_timeout, group_atom::value, op, st.user,
-                std::vector<std::string>{})
-    .then([=](ok_atom) { reply(self, ok_frame(req), enc); },
-          [=](caf::error& e) { reply_error(self, req, to_failure(e), enc); });
+  auto mode = diffusion_for(c->kind, members.size(), st.ctx->cfg.large_group);
+  reply(self, group_info_result_frame(o.req, r.conv, members, owner, to_string(mode), last),
+        o.enc);
 }
 
 // A normal-priority timeline push the fanout actor held back because this
@@ -352,7 +408,7 @@ void on_held_back(self_ptr self, const std::string& conv, uint64_t seq) {
   pending = std::max(pending, seq);
   if (!st.notify_timer_armed) {
     st.notify_timer_armed = true;
-    self->delayed_send(self, notify_check, flush_atom::value);
+    self->delayed_send(self, notify_check, notify_atom::value);
   }
 }
 
@@ -363,7 +419,7 @@ void flush_notifies(self_ptr self) {
     return;
   if (st.sink->backlog() > st.ctx->cfg.slow_queue) {
     st.notify_timer_armed = true;
-    self->delayed_send(self, notify_check, flush_atom::value);
+    self->delayed_send(self, notify_check, notify_atom::value);
     return;
   }
   for (const auto& [conv, seq] : st.pending_notify)
@@ -379,12 +435,12 @@ void subscribe_presence(self_ptr self, const std::string& user) {
     return;
   if (st.watched.emplace(target.address(), user).second)
     self->monitor(target);
-  self->request(target, send_timeout, presence_atom::value, caf::actor_cast<caf::actor>(self))
+  self->request(target, send_timeout, watch_atom::value, caf::actor_cast<connection_actor>(self))
     .then([=](bool online) { event(self, presence_frame(user, online)); },
           [](caf::error&) {});
 }
 
-void handle_presence_sub(self_ptr self, const presence_sub_req& r) {
+void on_presence_sub(self_ptr self, presence_sub_req& r, origin) {
   for (const auto& user : r.users)
     subscribe_presence(self, user);
 }
@@ -398,7 +454,7 @@ void reattach(self_ptr self) {
     return;   // shutting down
   self->monitor(st.inbox);
   self->request(st.inbox, send_timeout, register_atom::value, st.device,
-                caf::actor_cast<caf::actor>(self))
+                caf::actor_cast<connection_actor>(self))
     .then(
       [=](uint64_t head) {
         auto& st = self->state;
@@ -407,7 +463,7 @@ void reattach(self_ptr self) {
           refill(self);
         }
       },
-      [=](caf::error&) { self->state.sink->close(1011, "inbox unavailable"); });
+      [=](caf::error&) { close_with(self, 1011, "inbox unavailable"); });
 }
 
 void on_down(self_ptr self, const caf::down_msg& dm) {
@@ -427,29 +483,66 @@ void on_down(self_ptr self, const caf::down_msg& dm) {
 
 // Fault injection for tests (--fault-injection): kills a user or
 // conversation actor the way a crash would.
-void handle_crash(self_ptr self, const json& f, req_id req, encoding enc) {
+void on_crash(self_ptr self, const json& f, origin o) {
   auto& st = self->state;
   auto kind = f.value("kind", "");
   auto id = f.value("id", "");
   caf::actor target;
   if (kind == "user" && valid_user(id))
-    target = st.ctx->dir->user(id);
+    target = caf::actor_cast<caf::actor>(st.ctx->dir->user(id));
   else if (auto c = parse_conv(id); kind == "conv" && c)
-    target = st.ctx->dir->conversation(*c);
+    target = caf::actor_cast<caf::actor>(st.ctx->dir->conversation(*c));
   if (!target) {
-    reply_error(self, req, {errc::bad_frame, "kind must be user or conv, with a valid id"}, enc);
+    reply_error(self, o.req, {errc::bad_frame, "kind must be user or conv, with a valid id"}, o.enc);
     return;
   }
   caf::anon_send_exit(target, caf::exit_reason::kill);
-  reply(self, ok_frame(req), enc);
+  reply(self, ok_frame(o.req), o.enc);
 }
 
-template <class Parsed, class F>
-void with_parsed(self_ptr self, Parsed parsed, req_id req, encoding enc, F f) {
-  if (!parsed)
-    reply_error(self, req, parsed.error(), enc);
+// ---- the frame table: type -> (needs auth, parser, handler)
+
+using frame_fn = void (*)(self_ptr, const json&, origin);
+
+struct frame_route {
+  bool needs_auth = true;
+  bool fault_injection = false;   // served only with --fault-injection
+  frame_fn handle = nullptr;
+};
+
+// Parses the frame into Req, then hands it to Handle; a parse failure is
+// answered with its error.
+template <class Req, result<Req> (*Parse)(const json&), void (*Handle)(self_ptr, Req&, origin)>
+void parsed(self_ptr self, const json& f, origin o) {
+  auto r = Parse(f);
+  if (!r)
+    reply_error(self, o.req, r.error(), o.enc);
   else
-    f(*parsed);
+    Handle(self, *r, o);
+}
+
+const std::unordered_map<std::string_view, frame_route>& frame_routes() {
+  static const std::unordered_map<std::string_view, frame_route> routes{
+    {"ping", {false, false, on_ping}},
+    {"auth", {false, false, parsed<auth_req, parse_auth, on_auth>}},
+    {"send", {true, false, parsed<send_req, parse_send, on_send>}},
+    {"send_batch", {true, false, parsed<send_batch_req, parse_send_batch, on_send_batch>}},
+    {"ack", {true, false, parsed<ack_req, parse_ack, on_client_ack>}},
+    {"sync", {true, false, parsed<sync_req, parse_sync, on_sync>}},
+    {"history", {true, false, parsed<history_req, parse_history, on_history>}},
+    {"read", {true, false, parsed<read_req, parse_read, on_read>}},
+    {"unread", {true, false, on_unread}},
+    {"typing", {true, false, parsed<conv_req, parse_conv_req, on_typing>}},
+    {"presence_sub", {true, false, parsed<presence_sub_req, parse_presence_sub, on_presence_sub>}},
+    {"group_create", {true, false, parsed<members_req, parse_members, on_group<group_op::create>>}},
+    {"group_add", {true, false, parsed<members_req, parse_members, on_group<group_op::add>>}},
+    {"group_remove", {true, false, parsed<members_req, parse_members, on_group<group_op::remove>>}},
+    {"group_info", {true, false, parsed<conv_req, parse_conv_req, on_group_info>}},
+    {"join", {true, false, parsed<conv_req, parse_conv_req, on_room<group_op::join>>}},
+    {"leave", {true, false, parsed<conv_req, parse_conv_req, on_room<group_op::leave>>}},
+    {"_crash", {true, true, on_crash}},
+  };
+  return routes;
 }
 
 void handle_frame(self_ptr self, const std::string& data, bool binary) {
@@ -470,65 +563,24 @@ void handle_frame(self_ptr self, const std::string& data, bool binary) {
     return;
   }
   const json& f = *decoded;
-  auto req = request_id(f);
+  origin o{request_id(f), enc};
   const auto& t = f["t"].get_ref<const std::string&>();
   auto before = st.bad_streak;
-  if (t == "ping") {
-    reply(self, pong_frame(req), enc);
-  } else if (t == "auth") {
-    handle_auth(self, f, req, enc);
-  } else if (!st.authed) {
-    reply_error(self, req, {errc::unauthorized, "authenticate first"}, enc);
-  } else if (t == "send") {
-    with_parsed(self, parse_send(f), req, enc, [&](send_req& r) {
-      handle_send(self, r.conv, {std::move(r.item)}, false, req, enc);
-    });
-  } else if (t == "send_batch") {
-    with_parsed(self, parse_send_batch(f), req, enc, [&](send_batch_req& r) {
-      handle_send(self, r.conv, std::move(r.items), true, req, enc);
-    });
-  } else if (t == "ack") {
-    with_parsed(self, parse_ack(f), req, enc, [&](ack_req& r) { on_ack(self, r.iseq); });
-  } else if (t == "sync") {
-    with_parsed(self, parse_sync(f), req, enc,
-                [&](sync_req& r) { handle_sync(self, r, req, enc); });
-  } else if (t == "history") {
-    with_parsed(self, parse_history(f), req, enc,
-                [&](history_req& r) { handle_history(self, r, req, enc); });
-  } else if (t == "read") {
-    with_parsed(self, parse_read(f), req, enc,
-                [&](read_req& r) { handle_read(self, r, req, enc); });
-  } else if (t == "unread") {
-    handle_unread(self, req, enc);
-  } else if (t == "typing") {
-    with_parsed(self, parse_conv_req(f), req, enc,
-                [&](conv_req& r) { handle_typing(self, r, req, enc); });
-  } else if (t == "presence_sub") {
-    with_parsed(self, parse_presence_sub(f), req, enc,
-                [&](presence_sub_req& r) { handle_presence_sub(self, r); });
-  } else if (t == "group_create" || t == "group_add" || t == "group_remove") {
-    with_parsed(self, parse_members(f), req, enc, [&](members_req& r) {
-      handle_group_change(self, t.substr(6), r, req, enc);
-    });
-  } else if (t == "group_info") {
-    with_parsed(self, parse_conv_req(f), req, enc,
-                [&](conv_req& r) { handle_group_info(self, r, req, enc); });
-  } else if (t == "_crash" && st.ctx->cfg.fault_injection) {
-    handle_crash(self, f, req, enc);
-  } else if (t == "join" || t == "leave") {
-    with_parsed(self, parse_conv_req(f), req, enc,
-                [&](conv_req& r) { handle_room(self, t, r, req, enc); });
-  } else {
-    reply_error(self, req, {errc::unknown_type, "unknown frame type '" + t + "'"}, enc);
-  }
+  auto i = frame_routes().find(t);
+  if (i == frame_routes().end() || (i->second.fault_injection && !st.ctx->cfg.fault_injection))
+    reply_error(self, o.req, {errc::unknown_type, "unknown frame type '" + t + "'"}, enc);
+  else if (i->second.needs_auth && !st.authed)
+    reply_error(self, o.req, {errc::unauthorized, "authenticate first"}, enc);
+  else
+    i->second.handle(self, f, o);
   if (st.bad_streak == before)
     st.bad_streak = 0;   // a good frame ends the streak
 }
 
 } // namespace
 
-caf::behavior connection_actor(self_ptr self, const node_context* ctx,
-                               std::shared_ptr<frame_sink> sink) {
+connection_actor::behavior_type connection_fun(self_ptr self, const node_context* ctx,
+                                               std::shared_ptr<frame_sink> sink) {
   self->state.ctx = ctx;
   self->state.sink = std::move(sink);
   ctx->metrics->connections++;
@@ -538,7 +590,7 @@ caf::behavior connection_actor(self_ptr self, const node_context* ctx,
   return {
     [=](frame_atom, std::string& data, bool binary) { handle_frame(self, data, binary); },
     [=](push_atom, uint64_t iseq, message& m) { on_push(self, iseq, m); },
-    [=](tick_atom) { on_tick(self); },
+    [=](retransmit_atom) { on_tick(self); },
     [=](read_atom, std::string& conv, uint64_t seq) { event(self, read_frame(conv, seq)); },
     [=](receipt_atom, std::string& conv, std::string& user, uint64_t seq) {
       event(self, receipt_frame(conv, user, seq));
@@ -549,19 +601,16 @@ caf::behavior connection_actor(self_ptr self, const node_context* ctx,
     [=](presence_atom, std::string& user, bool online) {
       event(self, presence_frame(user, online));
     },
-    [=](timeline_atom, std::string& conv, uint64_t seq) { on_held_back(self, conv, seq); },
-    [=](flush_atom) { flush_notifies(self); },
+    [=](held_atom, std::string& conv, uint64_t seq) { on_held_back(self, conv, seq); },
+    [=](notify_atom) { flush_notifies(self); },
     [=](kick_atom, uint16_t code) {
-      auto& st = self->state;
-      if (!st.closing) {
-        st.closing = true;
-        st.sink->close(code, "replaced by a newer connection of this device");
-      }
+      close_with(self, code, "replaced by a newer connection of this device");
     },
     [=](closed_atom) {
       auto& st = self->state;
       if (st.inbox)
-        self->send(st.inbox, unregister_atom::value, st.device, caf::actor_cast<caf::actor>(self));
+        self->send(st.inbox, unregister_atom::value, st.device,
+                   caf::actor_cast<connection_actor>(self));
       self->quit();
     },
   };

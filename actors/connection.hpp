@@ -25,13 +25,14 @@ struct connection_state {
   std::string user;
   std::string device;
   encoding push_enc = encoding::json;   // the auth frame's encoding
-  caf::actor inbox;                     // the user actor
+  user_actor inbox;                     // the user actor
   unsigned bad_streak = 0;              // bad frames in a row
   // Push window: pushed and not yet acked, in iseq order.
   boost::container::deque<std::pair<uint64_t, frame_bytes>> window;   // empty: no memory
   uint64_t pushed = 0;     // highest iseq pushed (or known to the client)
   uint64_t acked = 0;      // highest iseq the client acked
   bool behind = false;     // pushes skipped while the window was full
+  bool refilling = false;  // an inbox page for the window is on its way
   bool timer_armed = false;
   uint64_t progress_mark = 0;   // `acked` at the previous retransmit tick
   uint32_t attempts = 0;        // retransmits without progress
@@ -47,8 +48,8 @@ struct connection_state {
 // One per WebSocket: authenticates, decodes frames in arrival order and
 // routes them, answers in the frame's encoding, pushes inbox messages in
 // iseq order through a bounded window with retransmits.
-caf::behavior connection_actor(caf::stateful_actor<connection_state>* self,
-                               const node_context* ctx,
-                               std::shared_ptr<frame_sink> sink);
+connection_actor::behavior_type
+connection_fun(connection_actor::stateful_pointer<connection_state> self,
+               const node_context* ctx, std::shared_ptr<frame_sink> sink);
 
 } // namespace imengine

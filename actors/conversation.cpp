@@ -25,12 +25,12 @@ conversation_state::~conversation_state() {
 
 namespace {
 
-using self_ptr = caf::stateful_actor<conversation_state>*;
+using self_ptr = conversation_actor::stateful_pointer<conversation_state>;
 
 constexpr auto fanout_timeout = std::chrono::seconds(30);
 constexpr auto fanout_retry = std::chrono::seconds(1);
 
-bool timeline_mode(const conversation_state& st);
+diffusion mode(const conversation_state& st);
 void load_state(self_ptr self);
 
 std::string inflight_key(const std::string& user, const std::string& cmid) {
@@ -67,7 +67,7 @@ void fanout_failed(self_ptr self, uint64_t round) {
   if (round != st.round || st.fanout_retry_scheduled)
     return;
   st.fanout_retry_scheduled = true;
-  self->delayed_send(self, fanout_retry, tick_atom::value);
+  self->delayed_send(self, fanout_retry, refanout_atom::value);
 }
 
 void fanout_confirmed(self_ptr self, uint64_t round, uint64_t seq) {
@@ -110,7 +110,7 @@ void refanout(self_ptr self) {
   st.outstanding.clear();
   // Today's members (inboxes skip what they hold); a timeline conversation
   // has no inbox copies to finish, only its watermark to move.
-  auto audience = timeline_mode(st) ? std::vector<std::string>{} : st.members;
+  auto audience = mode(st) == diffusion::timeline ? std::vector<std::string>{} : st.members;
   auto t = st.ctx->store->read();
   auto after = st.fanout_done;
   while (after < st.committed) {
@@ -134,7 +134,8 @@ send_ack ack_of(const std::vector<message>& msgs, bool dup) {
 // with dup:true, or bad_frame for a batch that mixes committed and new
 // cmids. False when none of them is committed (a new send).
 bool answer_committed(self_ptr self, const std::string& user,
-                      const std::vector<send_item>& items, caf::response_promise& rp) {
+                      const std::vector<send_item>& items,
+                      caf::typed_response_promise<send_ack>& rp) {
   auto& st = self->state;
   std::vector<storage::dedupe_entry> found;
   {
@@ -162,9 +163,8 @@ bool answer_committed(self_ptr self, const std::string& user,
 
 // Read diffusion for rooms and for groups above the threshold: one shared
 // timeline, pushed through the node's fanout actor, no inbox copies.
-bool timeline_mode(const conversation_state& st) {
-  return st.id.kind == conv_kind::room
-         || (st.id.kind == conv_kind::group && st.members.size() > st.ctx->cfg.large_group);
+diffusion mode(const conversation_state& st) {
+  return diffusion_for(st.id.kind, st.members.size(), st.ctx->cfg.large_group);
 }
 
 void tell_fanout(self_ptr self, std::vector<std::string> added, std::vector<std::string> removed,
@@ -229,7 +229,7 @@ void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
   auto& st = self->state;
   // The mode is decided in mailbox order, with the seq: a switch falls
   // between two messages, never across one.
-  auto timeline = timeline_mode(st);
+  auto timeline = mode(st) == diffusion::timeline;
   auto expires = msgs.front().ts / 1000 + static_cast<int64_t>(st.ctx->cfg.dedupe_ttl);
   auto epoch = st.epoch;
   auto kind = static_cast<uint8_t>(st.id.kind);
@@ -266,29 +266,23 @@ void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
       });
 }
 
-void handle_send(self_ptr self, const std::string& user, const std::string& device,
-                 std::vector<send_item>& items) {
+caf::result<send_ack> handle_send(self_ptr self, const std::string& user,
+                                  const std::string& device, std::vector<send_item>& items) {
   auto& st = self->state;
-  auto rp = self->make_response_promise();
-  if (items.empty()) {
-    rp.deliver(make_error(errc::bad_frame, "no messages"));
-    return;
-  }
-  if (st.id.kind == conv_kind::group && st.assigned == 0) {
-    rp.deliver(make_error(errc::not_found, "no such group " + st.id.name));
-    return;
-  }
-  if (!is_member(st, user)) {
-    rp.deliver(make_error(errc::forbidden, "not a member of " + st.id.name));
-    return;
-  }
+  if (items.empty())
+    return make_error(errc::bad_frame, "no messages");
+  if (st.id.kind == conv_kind::group && st.assigned == 0)
+    return make_error(errc::not_found, "no such group " + st.id.name);
+  if (!is_member(st, user))
+    return make_error(errc::forbidden, "not a member of " + st.id.name);
+  auto rp = self->make_response_promise<send_ack>();
   if (auto i = st.inflight.find(inflight_key(user, items.front().cmid));
       i != st.inflight.end()) {
     i->second->push_back(rp);
-    return;
+    return rp;
   }
   if (answer_committed(self, user, items, rp))
-    return;
+    return rp;
   auto ts = now_ms();
   std::vector<message> msgs;
   msgs.reserve(items.size());
@@ -302,14 +296,14 @@ void handle_send(self_ptr self, const std::string& user, const std::string& devi
     m.prio = item.prio;
     msgs.push_back(std::move(m));
   }
-  auto waiters = std::make_shared<std::vector<caf::response_promise>>();
+  auto waiters = std::make_shared<std::vector<caf::typed_response_promise<send_ack>>>();
   for (const auto& m : msgs)
     st.inflight.emplace(inflight_key(user, m.cmid), waiters);
   auto settle = [self, user, msgs, waiters]() {
     for (const auto& m : msgs)
       self->state.inflight.erase(inflight_key(user, m.cmid));
   };
-  auto reply = park(self, std::move(rp));
+  auto reply = park(self, rp);
   commit(self, msgs, nullptr, st.members, [=](const caf::error* e) mutable {
     settle();
     if (e) {
@@ -323,16 +317,19 @@ void handle_send(self_ptr self, const std::string& user, const std::string& devi
     for (auto& w : *waiters)
       w.deliver(ack_of(msgs, true));
   });
+  return rp;
 }
+
+using role_list = std::vector<std::pair<std::string, member_role>>;
 
 // A system message announcing a membership change, committed together
 // with the change itself. `audience`: who gets the announcement.
-void change_members(self_ptr self, const std::string& actor, const std::string& op,
-                    const std::vector<std::pair<std::string, std::string>>& added,
-                    const std::vector<std::string>& removed,
-                    std::vector<std::string> audience, caf::response_promise rp) {
+caf::result<ok_atom> change_members(self_ptr self, const std::string& actor, group_op op,
+                                    const role_list& added,
+                                    const std::vector<std::string>& removed,
+                                    std::vector<std::string> audience) {
   auto& st = self->state;
-  json body{{"op", op}, {"members", json::array()}};
+  json body{{"op", to_string(op)}, {"members", json::array()}};
   for (const auto& kv : added)
     body["members"].push_back(kv.first);
   for (const auto& u : removed)
@@ -340,7 +337,7 @@ void change_members(self_ptr self, const std::string& actor, const std::string& 
   auto m = next_message(self, actor, now_ms());
   m.type = "system";
   m.body = body.dump();
-  auto was_timeline = timeline_mode(st);
+  auto was_timeline = mode(st) == diffusion::timeline;
   for (const auto& [user, role] : added)
     st.roles[user] = role;
   for (const auto& user : removed)
@@ -348,7 +345,7 @@ void change_members(self_ptr self, const std::string& actor, const std::string& 
   st.members.clear();
   for (const auto& kv : st.roles)
     st.members.push_back(kv.first);
-  auto now_timeline = timeline_mode(st);
+  auto now_timeline = mode(st) == diffusion::timeline;
   auto from_seq = m.seq;
   // Joiners hear of timeline messages from this one on: tell the fanout
   // before the message goes out; leavers after it (they get the notice).
@@ -368,7 +365,8 @@ void change_members(self_ptr self, const std::string& actor, const std::string& 
     for (const auto& user : resume_inboxes)
       s.set_delivered(t, user, conv, from_seq - 1);
   };
-  auto reply = park(self, std::move(rp));
+  auto rp = self->make_response_promise<ok_atom>();
+  auto reply = park(self, rp);
   commit(self, {m}, change, std::move(audience), [=](const caf::error* e) mutable {
     if (!e && now_timeline && !removed.empty())
       tell_fanout(self, {}, removed, false);
@@ -379,65 +377,77 @@ void change_members(self_ptr self, const std::string& actor, const std::string& 
     else
       answer(self, reply, ok_atom::value);
   });
+  return rp;
 }
 
-void handle_group(self_ptr self, const std::string& op, const std::string& actor,
-                  const std::vector<std::string>& users) {
-  auto& st = self->state;
-  auto rp = self->make_response_promise();
-  auto fail = [&](errc code, std::string msg) { rp.deliver(make_error(code, std::move(msg))); };
-  if (st.id.kind == conv_kind::room) {   // open: anyone joins, anyone leaves
-    auto member = st.roles.count(actor) > 0;
-    if (op == "join")
-      return member ? rp.deliver(ok_atom::value)
-                    : change_members(self, actor, op, {{actor, "member"}}, {}, {}, rp);
-    if (op == "leave")
-      return !member ? rp.deliver(ok_atom::value)
-                     : change_members(self, actor, op, {}, {actor}, {}, rp);
-    return fail(errc::bad_frame, "rooms have no managed membership: join or leave");
+bool listed(const role_list& users, const std::string& u) {
+  return std::any_of(users.begin(), users.end(), [&](auto& kv) { return kv.first == u; });
+}
+
+// Rooms are open: anyone joins, anyone leaves.
+caf::result<ok_atom> handle_room(self_ptr self, group_op op, const std::string& actor) {
+  auto member = self->state.roles.count(actor) > 0;
+  switch (op) {
+    case group_op::join:
+      if (member)
+        return ok_atom::value;
+      return change_members(self, actor, op, {{actor, member_role::member}}, {}, {});
+    case group_op::leave:
+      if (!member)
+        return ok_atom::value;
+      return change_members(self, actor, op, {}, {actor}, {});
+    default:
+      return make_error(errc::bad_frame, "rooms have no managed membership: join or leave");
   }
-  if (st.id.kind != conv_kind::group || op == "join" || op == "leave")
-    return fail(errc::bad_frame, "only g: conversations have managed membership");
-  if (op == "create") {
+}
+
+caf::result<ok_atom> handle_group(self_ptr self, group_op op, const std::string& actor,
+                                  const std::vector<std::string>& users) {
+  auto& st = self->state;
+  if (st.id.kind == conv_kind::room)
+    return handle_room(self, op, actor);
+  if (st.id.kind != conv_kind::group || op == group_op::join || op == group_op::leave)
+    return make_error(errc::bad_frame, "only g: conversations have managed membership");
+  if (op == group_op::create) {
     if (st.assigned > 0)
-      return fail(errc::forbidden, st.id.name + " exists already");
-    std::vector<std::pair<std::string, std::string>> added{{actor, "owner"}};
+      return make_error(errc::forbidden, st.id.name + " exists already");
+    role_list added{{actor, member_role::owner}};
     for (const auto& u : users)
-      if (u != actor && std::none_of(added.begin(), added.end(), [&](auto& kv) { return kv.first == u; }))
-        added.emplace_back(u, "member");
+      if (!listed(added, u))
+        added.emplace_back(u, member_role::member);
     std::vector<std::string> audience;
     for (const auto& kv : added)
       audience.push_back(kv.first);
-    return change_members(self, actor, op, added, {}, audience, rp);
+    return change_members(self, actor, op, added, {}, audience);
   }
   if (st.assigned == 0)
-    return fail(errc::not_found, "no such group " + st.id.name);
+    return make_error(errc::not_found, "no such group " + st.id.name);
   auto owner = st.roles.find(actor);
-  if (owner == st.roles.end() || owner->second != "owner")
-    return fail(errc::forbidden, "only the owner of " + st.id.name + " changes its members");
-  if (op == "add") {
-    std::vector<std::pair<std::string, std::string>> added;
+  if (owner == st.roles.end() || owner->second != member_role::owner)
+    return make_error(errc::forbidden, "only the owner of " + st.id.name + " changes its members");
+  if (op == group_op::add) {
+    role_list added;
     for (const auto& u : users)
-      if (!st.roles.count(u) && std::none_of(added.begin(), added.end(), [&](auto& kv) { return kv.first == u; }))
-        added.emplace_back(u, "member");
+      if (!st.roles.count(u) && !listed(added, u))
+        added.emplace_back(u, member_role::member);
     if (added.empty())
-      return rp.deliver(ok_atom::value);
+      return ok_atom::value;
     auto audience = st.members;
     for (const auto& kv : added)
       audience.push_back(kv.first);
-    return change_members(self, actor, op, added, {}, audience, rp);
+    return change_members(self, actor, op, added, {}, audience);
   }
   // remove: the removed members get the announcement too
   std::vector<std::string> removed;
   for (const auto& u : users) {
     if (u == actor)
-      return fail(errc::bad_frame, "the owner cannot be removed");
+      return make_error(errc::bad_frame, "the owner cannot be removed");
     if (st.roles.count(u) && std::find(removed.begin(), removed.end(), u) == removed.end())
       removed.push_back(u);
   }
   if (removed.empty())
-    return rp.deliver(ok_atom::value);
-  change_members(self, actor, op, {}, removed, st.members, rp);
+    return ok_atom::value;
+  return change_members(self, actor, op, {}, removed, st.members);
 }
 
 // Members, seqs and the fan-out watermark as the store has them; finishes
@@ -445,7 +455,7 @@ void handle_group(self_ptr self, const std::string& op, const std::string& actor
 void load_state(self_ptr self) {
   auto& st = self->state;
   load_members(self);
-  if (timeline_mode(st))
+  if (mode(st) == diffusion::timeline)
     tell_fanout(self, st.members, {}, true);
   {
     auto t = st.ctx->store->read();
@@ -463,7 +473,8 @@ void load_state(self_ptr self) {
 
 } // namespace
 
-caf::behavior conversation_actor(self_ptr self, const node_context* ctx, conv_id id) {
+conversation_actor::behavior_type conversation_fun(self_ptr self, const node_context* ctx,
+                                                   conv_id id) {
   auto& st = self->state;
   st.ctx = ctx;
   st.id = std::move(id);
@@ -476,12 +487,12 @@ caf::behavior conversation_actor(self_ptr self, const node_context* ctx, conv_id
            [=](caf::error& e) { self->quit(e); });
   return {
     [=](send_atom, std::string& user, std::string& device, std::vector<send_item>& items) {
-      handle_send(self, user, device, items);
+      return handle_send(self, user, device, items);
     },
-    [=](group_atom, std::string& op, std::string& actor, std::vector<std::string>& users) {
-      handle_group(self, op, actor, users);
+    [=](group_atom, group_op op, std::string& actor, std::vector<std::string>& users) {
+      return handle_group(self, op, actor, users);
     },
-    [=](tick_atom) {
+    [=](refanout_atom) {
       self->state.fanout_retry_scheduled = false;
       refanout(self);
     },
@@ -490,7 +501,7 @@ caf::behavior conversation_actor(self_ptr self, const node_context* ctx, conv_id
       auto& st = self->state;
       if (!is_member(st, user))
         return;
-      if (timeline_mode(st)) {   // online members only, through this node's fanout
+      if (mode(st) == diffusion::timeline) {   // online members only, through this node's fanout
         self->send(st.ctx->fanout, typing_atom::value, st.id.name, user);
         return;
       }

@@ -20,13 +20,14 @@ struct conversation_state {
   const node_context* ctx = nullptr;
   conv_id id;
   std::vector<std::string> members;           // as of the last assigned seq
-  std::map<std::string, std::string> roles;    // g: member -> "owner" | "member"
+  std::map<std::string, member_role> roles;    // g:/r: member -> role
   uint64_t assigned = 0;    // last seq handed out
   uint64_t committed = 0;   // last seq the store confirmed
   uint64_t epoch = 0;       // bumps when a failed commit rolls `assigned` back
   // Sends in flight by `user \0 cmid`: a resend waits for the original.
   std::unordered_map<std::string,
-                     std::shared_ptr<std::vector<caf::response_promise>>> inflight;
+                     std::shared_ptr<std::vector<caf::typed_response_promise<send_ack>>>>
+    inflight;
   // Fan-out to member inboxes.
   uint64_t fanout_done = 0;        // every seq <= this is in every inbox
   uint64_t fanout_persisted = 0;   // ... and the store knows it
@@ -47,7 +48,8 @@ struct conversation_state {
 // then copies each message into every member's inbox (write diffusion),
 // tracking a persisted watermark so that a fan-out cut short by a crash is
 // finished when the actor next starts.
-caf::behavior conversation_actor(caf::stateful_actor<conversation_state>* self,
-                                 const node_context* ctx, conv_id id);
+conversation_actor::behavior_type
+conversation_fun(conversation_actor::stateful_pointer<conversation_state> self,
+                 const node_context* ctx, conv_id id);
 
 } // namespace imengine

@@ -24,16 +24,16 @@ bool directory::may_restart(const std::string& key) {
   return true;
 }
 
-template <class Spawn>
-caf::actor directory::find_or_spawn(std::unordered_map<std::string, caf::actor>& map,
-                                    const std::string& key, Spawn spawn,
-                                    std::function<void()> on_crash) {
+template <class Handle, class Spawn>
+Handle directory::find_or_spawn(std::unordered_map<std::string, Handle>& map,
+                                const std::string& key, Spawn spawn,
+                                std::function<void()> on_crash) {
   std::lock_guard<std::recursive_mutex> guard(mtx_);
   if (closed_)
-    return caf::actor{};
+    return Handle{};
   if (auto i = map.find(key); i != map.end())
     return i->second;
-  caf::actor h = spawn();
+  Handle h = spawn();
   map.emplace(key, h);
   // Forget the handle once the actor is gone, unless a newer one took its
   // place already; after a crash, maybe start a new one right away.
@@ -54,25 +54,25 @@ caf::actor directory::find_or_spawn(std::unordered_map<std::string, caf::actor>&
   return h;
 }
 
-caf::actor directory::user(const std::string& id) {
+user_actor directory::user(const std::string& id) {
   // Users come back on their next lookup: their connections look them up
   // as soon as they see them go.
-  return find_or_spawn(users_, id, [&] { return sys_.spawn(user_actor, ctx_, id); }, nullptr);
+  return find_or_spawn(users_, id, [&] { return sys_.spawn(user_fun, ctx_, id); }, nullptr);
 }
 
-caf::actor directory::conversation(const conv_id& id) {
+conversation_actor directory::conversation(const conv_id& id) {
   return find_or_spawn(
-    convs_, id.name, [&] { return sys_.spawn(conversation_actor, ctx_, id); },
+    convs_, id.name, [&] { return sys_.spawn(conversation_fun, ctx_, id); },
     [this, id] { conversation(id); });
 }
 
-std::vector<caf::actor> directory::all() const {
+std::vector<caf::actor_addr> directory::all() const {
   std::lock_guard<std::recursive_mutex> guard(mtx_);
-  std::vector<caf::actor> out;
+  std::vector<caf::actor_addr> out;
   for (auto& kv : users_)
-    out.push_back(kv.second);
+    out.push_back(kv.second.address());
   for (auto& kv : convs_)
-    out.push_back(kv.second);
+    out.push_back(kv.second.address());
   return out;
 }
 

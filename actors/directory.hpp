@@ -9,6 +9,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/messages.hpp"
 #include "engine/ids.hpp"
 
 namespace imengine {
@@ -25,11 +26,11 @@ class directory {
 public:
   directory(caf::actor_system& sys, const node_context* ctx);
 
-  caf::actor user(const std::string& id);
-  caf::actor conversation(const conv_id& id);
+  user_actor user(const std::string& id);
+  conversation_actor conversation(const conv_id& id);
 
   // Every live user and conversation actor (for shutdown).
-  std::vector<caf::actor> all() const;
+  std::vector<caf::actor_addr> all() const;
 
   // Forgets every handle; from now on lookups return an invalid handle
   // (requests to it fail at once), so that nothing spawns during shutdown.
@@ -39,10 +40,9 @@ public:
   static constexpr auto restart_window = std::chrono::seconds(10);
 
 private:
-  template <class Spawn>
-  caf::actor find_or_spawn(std::unordered_map<std::string, caf::actor>& map,
-                           const std::string& key, Spawn spawn,
-                           std::function<void()> on_crash);
+  template <class Handle, class Spawn>
+  Handle find_or_spawn(std::unordered_map<std::string, Handle>& map, const std::string& key,
+                       Spawn spawn, std::function<void()> on_crash);
   bool may_restart(const std::string& key);
 
   caf::actor_system& sys_;
@@ -50,8 +50,8 @@ private:
   // Recursive: attaching to an actor that is already gone runs the functor
   // at once, on the thread that holds the lock.
   mutable std::recursive_mutex mtx_;
-  std::unordered_map<std::string, caf::actor> users_;
-  std::unordered_map<std::string, caf::actor> convs_;
+  std::unordered_map<std::string, user_actor> users_;
+  std::unordered_map<std::string, conversation_actor> convs_;
   bool closed_ = false;
   // key -> recent restart times
   std::unordered_map<std::string, std::vector<std::chrono::steady_clock::time_point>> restarts_;

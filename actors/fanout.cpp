@@ -8,7 +8,7 @@ namespace imengine {
 
 namespace {
 
-using self_ptr = caf::stateful_actor<fanout_state>*;
+using self_ptr = fanout_actor::stateful_pointer<fanout_state>;
 
 // Calls f(user, connections) for each member of `conv` online here.
 template <class F>
@@ -43,7 +43,7 @@ void deliver(self_ptr self, const message& m) {
         c.sink->send(c.msgpack ? as_msgpack : as_json, c.msgpack);
         ++pushed;
       } else {
-        self->send(c.actor, timeline_atom::value, m.conv, m.seq);   // slow reader: a notify later
+        self->send(c.actor, held_atom::value, m.conv, m.seq);   // slow reader: a notify later
       }
     }
   });
@@ -52,7 +52,7 @@ void deliver(self_ptr self, const message& m) {
 
 } // namespace
 
-caf::behavior fanout_actor(self_ptr self, const node_context* ctx) {
+fanout_actor::behavior_type fanout_fun(self_ptr self, const node_context* ctx) {
   self->state.ctx = ctx;
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
@@ -70,7 +70,7 @@ caf::behavior fanout_actor(self_ptr self, const node_context* ctx) {
     st.user_of.erase(u);
   });
   return {
-    [=](register_atom, std::string& user, local_conn& conn) {
+    [=](online_atom, std::string& user, local_conn& conn) {
       self->monitor(conn.actor);
       self->state.user_of.emplace(conn.actor.address(), user);
       self->state.online[user].push_back(std::move(conn));

@@ -31,6 +31,7 @@ struct fanout_state {
 // after its join and a leaver nothing after its leave. Live pushes go
 // straight to each connection's sink; a connection whose queue is long gets
 // the frame as a message instead, to turn normal ones into a `notify`.
-caf::behavior fanout_actor(caf::stateful_actor<fanout_state>* self, const node_context* ctx);
+fanout_actor::behavior_type fanout_fun(fanout_actor::stateful_pointer<fanout_state> self,
+                                       const node_context* ctx);
 
 } // namespace imengine

@@ -1,5 +1,7 @@
 #include "actors/messages.hpp"
 
+#include "actors/wire_types.hpp"
+
 namespace imengine {
 
 namespace {
@@ -32,12 +34,9 @@ failure to_failure(const caf::error& e) {
 }
 
 void add_message_types(caf::actor_system_config& cfg) {
-  cfg.add_message_type<message>("imengine::message");
-  cfg.add_message_type<send_item>("imengine::send_item");
-  cfg.add_message_type<std::vector<send_item>>("std::vector<imengine::send_item>");
-  cfg.add_message_type<send_ack>("imengine::send_ack");
-  cfg.add_message_type<unread_entry>("imengine::unread_entry");
-  cfg.add_message_type<std::vector<unread_entry>>("std::vector<imengine::unread_entry>");
+  for_each_wire_type([&](auto tag, const char* name) {
+    cfg.add_message_type<typename decltype(tag)::type>(name);
+  });
   cfg.add_error_category(category, [](uint8_t code, caf::atom_value,
                                       const caf::message& ctx) {
     std::string out = "imengine: ";

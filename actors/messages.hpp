@@ -1,44 +1,15 @@
 #pragma once
 
-// Every message the engine's actors exchange, declared in one place:
-// the atoms, the payload types with their CAF `inspect`, and the error
-// category that carries an imengine::errc inside a caf::error.
-//
-//   storage_writer  <- write_job                          -> ok_atom | error
-//                   <- stop_atom                             (commit, then quit)
-//   conversation    <- send_atom, user, device, vector<send_item>
-//                                                         -> send_ack | error
-//   user (inbox)    <- register_atom, device, actor conn  -> uint64_t inbox head
-//                   <- unregister_atom, device, actor conn
-//                   <- deliver_atom, message              -> ok_atom | error
-//                   <- ack_atom, device, uint64_t iseq
-//                   <- read_atom, conv, uint64_t seq, device    (from a connection)
-//                   <- receipt_atom, conv, reader, uint64_t seq (from a dm peer)
-//                   <- unread_atom                -> vector<unread_entry>
-//                   <- typing_atom, conv, user                  (from a conversation)
-//                   <- presence_atom, actor watcher -> bool online now
-//   conversation    <- typing_atom, user
-//                   <- group_atom, op ("create"|"add"|"remove"), actor, vector<user>
-//                                                         -> ok_atom | error
-//   fanout          <- register_atom, user, local_conn          (a connection authed)
-//                   <- members_atom, conv, vector<user> added, vector<user> removed,
-//                      bool reset                            (from a timeline conversation)
-//                   <- timeline_atom, message                 (a committed timeline message)
-//                   <- typing_atom, conv, user                (typing in a timeline conversation)
-//   connection      <- frame_atom, string data, bool binary   (from net/)
-//                   <- closed_atom                             (from net/)
-//                   <- push_atom, uint64_t iseq, message       (from user)
-//                   <- kick_atom, uint16_t close code          (from user)
-//                   <- read_atom, conv, uint64_t seq           (another device read)
-//                   <- receipt_atom, conv, user, uint64_t seq  (dm peer read)
-//                   <- typing_atom, conv, user
-//                   <- presence_atom, user, bool online
-//                   <- timeline_atom, conv, uint64_t seq       (from fanout: a push it held
-//                                                                back, to announce with notify)
+// The actor contract of one engine node: one atom per meaning, the payload
+// types with their CAF `inspect`, and one `typed_actor` alias per actor,
+// so that the compiler checks every send and every handler against it.
+// Types that cross nodes are registered in one list (wire_types.hpp).
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -46,6 +17,7 @@
 #include "engine/error.hpp"
 #include "engine/frame.hpp"
 #include "engine/frame_sink.hpp"
+#include "engine/group.hpp"
 #include "engine/message.hpp"
 
 namespace imengine::storage {
@@ -55,27 +27,39 @@ class txn;
 
 namespace imengine {
 
-using send_atom = caf::atom_constant<caf::atom("send")>;
-using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
-using register_atom = caf::atom_constant<caf::atom("register")>;
+// ---- atoms: one per meaning
+
+using send_atom = caf::atom_constant<caf::atom("send")>;            // commit new messages
+using deliver_atom = caf::atom_constant<caf::atom("deliver")>;      // an inbox copy
+using register_atom = caf::atom_constant<caf::atom("register")>;    // a device comes online
 using unregister_atom = caf::atom_constant<caf::atom("unregister")>;
-using ack_atom = caf::atom_constant<caf::atom("ack")>;
-using frame_atom = caf::atom_constant<caf::atom("frame")>;
-using closed_atom = caf::atom_constant<caf::atom("closed")>;
-using push_atom = caf::atom_constant<caf::atom("push")>;
-using kick_atom = caf::atom_constant<caf::atom("kick")>;
-using flush_atom = caf::atom_constant<caf::atom("flush")>;
-using tick_atom = caf::atom_constant<caf::atom("tick")>;
-using stop_atom = caf::atom_constant<caf::atom("stop")>;
-using members_atom = caf::atom_constant<caf::atom("members")>;
-using timeline_atom = caf::atom_constant<caf::atom("timeline")>;
-using group_atom = caf::atom_constant<caf::atom("group")>;
-using read_atom = caf::atom_constant<caf::atom("read")>;
-using receipt_atom = caf::atom_constant<caf::atom("receipt")>;
-using unread_atom = caf::atom_constant<caf::atom("unread")>;
-using typing_atom = caf::atom_constant<caf::atom("typing")>;
-using presence_atom = caf::atom_constant<caf::atom("presence")>;
+using online_atom = caf::atom_constant<caf::atom("online")>;        // a local connection, to the fanout
+using ack_atom = caf::atom_constant<caf::atom("ack")>;              // a device acked up to an iseq
+using sync_atom = caf::atom_constant<caf::atom("sync")>;            // a page of the inbox
+using frame_atom = caf::atom_constant<caf::atom("frame")>;          // a client frame
+using closed_atom = caf::atom_constant<caf::atom("closed")>;        // the socket is gone
+using push_atom = caf::atom_constant<caf::atom("push")>;            // an inbox message to push
+using kick_atom = caf::atom_constant<caf::atom("kick")>;            // close with a code
+using held_atom = caf::atom_constant<caf::atom("held")>;            // a timeline push held back
+using notify_atom = caf::atom_constant<caf::atom("notify")>;        // time to send held-back notifies
+using retransmit_atom = caf::atom_constant<caf::atom("retransmit")>; // retransmit timer
+using persist_atom = caf::atom_constant<caf::atom("persist")>;      // write device acks
+using refanout_atom = caf::atom_constant<caf::atom("refanout")>;    // retry a fan-out
+using commit_atom = caf::atom_constant<caf::atom("commit")>;        // commit the queued writes
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;          // expire dedupe entries
+using stop_atom = caf::atom_constant<caf::atom("stop")>;            // commit, then quit
+using members_atom = caf::atom_constant<caf::atom("members")>;      // timeline membership
+using timeline_atom = caf::atom_constant<caf::atom("timeline")>;    // a committed timeline message
+using group_atom = caf::atom_constant<caf::atom("group")>;          // a membership change
+using read_atom = caf::atom_constant<caf::atom("read")>;            // read up to a seq
+using receipt_atom = caf::atom_constant<caf::atom("receipt")>;      // a dm peer read
+using unread_atom = caf::atom_constant<caf::atom("unread")>;        // unread counts
+using typing_atom = caf::atom_constant<caf::atom("typing")>;        // a user is typing
+using watch_atom = caf::atom_constant<caf::atom("watch")>;          // subscribe to presence
+using presence_atom = caf::atom_constant<caf::atom("presence")>;    // online state changed
 using ok_atom = caf::ok_atom;
+
+// ---- payloads
 
 // The outcome of a send or send_batch: consecutive seqs first..last.
 struct send_ack {
@@ -87,13 +71,10 @@ struct send_ack {
   bool dup = false;
 };
 
-// A connection as the node's fanout actor holds it: the actor, and its sink
-// so that live timeline pushes go straight to the socket's queue without a
-// message to the connection actor per push. Local only.
-struct local_conn {
-  caf::actor actor;
-  std::shared_ptr<frame_sink> sink;
-  bool msgpack = false;   // the connection's push encoding
+// A page of a user's inbox: (iseq, message) ascending.
+struct inbox_page {
+  std::vector<std::pair<uint64_t, message>> items;
+  bool more = false;
 };
 
 // A unit of work for the storage writer, run inside its one write
@@ -102,6 +83,72 @@ struct local_conn {
 struct write_job {
   std::function<errc(storage::store&, storage::txn&)> apply;
 };
+
+// ---- the actors' interfaces
+
+// One per WebSocket (actors/connection.hpp).
+using connection_actor = caf::typed_actor<
+  caf::reacts_to<frame_atom, std::string, bool>,                   // from net/: data, binary
+  caf::reacts_to<closed_atom>,                                     // from net/
+  caf::reacts_to<push_atom, uint64_t, message>,                    // from user: iseq, message
+  caf::reacts_to<kick_atom, uint16_t>,                             // from user: close code
+  caf::reacts_to<read_atom, std::string, uint64_t>,                // another device read conv
+  caf::reacts_to<receipt_atom, std::string, std::string, uint64_t>, // dm peer read: conv, user
+  caf::reacts_to<typing_atom, std::string, std::string>,           // conv, user
+  caf::reacts_to<presence_atom, std::string, bool>,                // user, online
+  caf::reacts_to<held_atom, std::string, uint64_t>,                // from fanout: conv, seq
+  caf::reacts_to<retransmit_atom>,                                 // own timer
+  caf::reacts_to<notify_atom>>;                                    // own timer
+
+// One per user: the inbox (actors/user.hpp).
+using user_actor = caf::typed_actor<
+  caf::replies_to<register_atom, std::string, connection_actor>::with<uint64_t>,  // device -> head
+  caf::reacts_to<unregister_atom, std::string, connection_actor>,
+  caf::replies_to<deliver_atom, message>::with<ok_atom>,
+  caf::replies_to<sync_atom, uint64_t, uint32_t>::with<inbox_page>,   // after, limit
+  caf::reacts_to<ack_atom, std::string, uint64_t>,                    // device, iseq
+  caf::reacts_to<read_atom, std::string, uint64_t, std::string>,      // conv, seq, device
+  caf::reacts_to<receipt_atom, std::string, std::string, uint64_t>,   // conv, reader, seq
+  caf::replies_to<unread_atom>::with<std::vector<unread_entry>>,
+  caf::reacts_to<typing_atom, std::string, std::string>,              // conv, user
+  caf::replies_to<watch_atom, connection_actor>::with<bool>,          // -> online now
+  caf::reacts_to<persist_atom>>;                                      // own timer
+
+// One per conversation: the only writer of its timeline (actors/conversation.hpp).
+using conversation_actor = caf::typed_actor<
+  // user, device, messages
+  caf::replies_to<send_atom, std::string, std::string, std::vector<send_item>>::with<send_ack>,
+  // op, acting user, users
+  caf::replies_to<group_atom, group_op, std::string, std::vector<std::string>>::with<ok_atom>,
+  caf::reacts_to<typing_atom, std::string>,                          // user
+  caf::reacts_to<refanout_atom>>;                                    // own timer
+
+// A connection as the node's fanout actor holds it: the actor, and its sink
+// so that live timeline pushes go straight to the socket's queue without a
+// message to the connection actor per push. Local only.
+struct local_conn {
+  connection_actor actor;
+  std::shared_ptr<frame_sink> sink;
+  bool msgpack = false;   // the connection's push encoding
+};
+
+// One per node: timeline pushes to its connections (actors/fanout.hpp).
+using fanout_actor = caf::typed_actor<
+  caf::reacts_to<online_atom, std::string, local_conn>,              // user, connection
+  // conv, added, removed, reset
+  caf::reacts_to<members_atom, std::string, std::vector<std::string>, std::vector<std::string>,
+                 bool>,
+  caf::reacts_to<timeline_atom, message>,
+  caf::reacts_to<typing_atom, std::string, std::string>>;            // conv, user
+
+// One per node: the only LMDB writer (actors/storage_writer.hpp).
+using writer_actor = caf::typed_actor<
+  caf::replies_to<write_job>::with<ok_atom>,
+  caf::reacts_to<commit_atom>,                                       // own: end of a batch
+  caf::reacts_to<sweep_atom>,                                        // own timer
+  caf::reacts_to<stop_atom>>;
+
+// ---- inspection (CAF 0.17 style)
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, message& x) {
@@ -125,6 +172,13 @@ typename Inspector::result_type inspect(Inspector& f, unread_entry& x) {
   return f(caf::meta::type_name("unread_entry"), x.conv, x.last_seq, x.read_seq);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, inbox_page& x) {
+  return f(caf::meta::type_name("inbox_page"), x.items, x.more);
+}
+
+// ---- errors as values
+
 // errc inside caf::error (category "imengine").
 caf::error make_error(errc code);
 caf::error make_error(errc code, std::string msg);
@@ -133,8 +187,8 @@ caf::error make_error(errc code, std::string msg);
 // CAF's own errors (a dead or slow actor) as unavailable/internal.
 failure to_failure(const caf::error& e);
 
-// Registers every message type above on a node's config. Every node of a
-// cluster must call it.
+// Registers the error category and every type of wire_types.hpp on a
+// node's config. Every node of a cluster must call it.
 void add_message_types(caf::actor_system_config& cfg);
 
 } // namespace imengine

@@ -1,6 +1,6 @@
 #pragma once
 
-#include <caf/actor.hpp>
+#include "actors/messages.hpp"
 
 #include "engine/config.hpp"
 #include "engine/ids.hpp"
@@ -19,8 +19,8 @@ class directory;
 struct node_context {
   engine_config cfg;
   storage::store* store = nullptr;
-  caf::actor writer;
-  caf::actor fanout;   // timeline deliveries to this node's connections
+  writer_actor writer;
+  fanout_actor fanout;   // timeline deliveries to this node's connections
   imengine::metrics* metrics = nullptr;
   mid_generator* mids = nullptr;
   directory* dir = nullptr;

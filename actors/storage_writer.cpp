@@ -12,8 +12,9 @@ namespace imengine {
 
 namespace {
 
-void commit_batch(caf::stateful_actor<storage_writer_state>* self,
-                  storage::store* store, metrics* stats) {
+using self_ptr = writer_actor::stateful_pointer<storage_writer_state>;
+
+void commit_batch(self_ptr self, storage::store* store, metrics* stats) {
   auto batch = std::move(self->state.batch);
   self->state.batch.clear();
   self->state.flush_queued = false;
@@ -48,7 +49,7 @@ void commit_batch(caf::stateful_actor<storage_writer_state>* self,
 constexpr auto sweep_interval = std::chrono::seconds(5);
 constexpr size_t sweep_slice = 20000;
 
-void sweep(caf::stateful_actor<storage_writer_state>* self, storage::store* store) {
+void sweep(self_ptr self, storage::store* store) {
   try {
     auto t = store->write();
     auto n = store->sweep_dedupe(t, now_ms() / 1000, self->state.sweep_cursor, sweep_slice);
@@ -62,29 +63,28 @@ void sweep(caf::stateful_actor<storage_writer_state>* self, storage::store* stor
 
 } // namespace
 
-caf::behavior storage_writer(caf::stateful_actor<storage_writer_state>* self,
-                             storage::store* store, metrics* stats) {
-  self->delayed_send(self, sweep_interval, tick_atom::value);
+writer_actor::behavior_type storage_writer_fun(self_ptr self, storage::store* store,
+                                               metrics* stats) {
+  self->delayed_send(self, sweep_interval, sweep_atom::value);
   return {
-    [=](write_job& job) {
-      auto rp = self->make_response_promise();
-      if (self->state.stopping) {
-        rp.deliver(make_error(errc::unavailable, "node is shutting down"));
-        return;
-      }
-      self->state.batch.emplace_back(std::move(job), std::move(rp));
+    [=](write_job& job) -> caf::result<ok_atom> {
+      if (self->state.stopping)
+        return make_error(errc::unavailable, "node is shutting down");
+      auto rp = self->make_response_promise<ok_atom>();
+      self->state.batch.emplace_back(std::move(job), rp);
       // The flush lands behind everything already in the mailbox: that is
       // what groups the commits.
       if (!self->state.flush_queued) {
         self->state.flush_queued = true;
-        self->send(self, flush_atom::value);
+        self->send(self, commit_atom::value);
       }
+      return rp;
     },
-    [=](flush_atom) { commit_batch(self, store, stats); },
-    [=](tick_atom) {
+    [=](commit_atom) { commit_batch(self, store, stats); },
+    [=](sweep_atom) {
       commit_batch(self, store, stats);
       sweep(self, store);
-      self->delayed_send(self, sweep_interval, tick_atom::value);
+      self->delayed_send(self, sweep_interval, sweep_atom::value);
     },
     [=](stop_atom) {
       commit_batch(self, store, stats);

@@ -16,7 +16,7 @@ class store;
 struct metrics;
 
 struct storage_writer_state {
-  std::vector<std::pair<write_job, caf::response_promise>> batch;
+  std::vector<std::pair<write_job, caf::typed_response_promise<ok_atom>>> batch;
   bool flush_queued = false;
   bool stopping = false;
   std::string sweep_cursor;   // where the next dedupe sweep continues
@@ -29,7 +29,8 @@ struct storage_writer_state {
 // with one fsync. Each job's requester gets ok_atom or the job's error only
 // after the commit. Between batches it sweeps expired dedupe entries, a
 // bounded slice at a time. Spawn it `detached`: the fsync blocks its thread.
-caf::behavior storage_writer(caf::stateful_actor<storage_writer_state>* self,
-                             storage::store* store, metrics* stats);
+writer_actor::behavior_type
+storage_writer_fun(writer_actor::stateful_pointer<storage_writer_state> self,
+                   storage::store* store, metrics* stats);
 
 } // namespace imengine

@@ -11,7 +11,7 @@ namespace imengine {
 
 namespace {
 
-using self_ptr = caf::stateful_actor<user_state>*;
+using self_ptr = user_actor::stateful_pointer<user_state>;
 
 constexpr auto ack_flush_delay = std::chrono::seconds(1);
 
@@ -32,28 +32,22 @@ uint64_t& accepted_seq(self_ptr self, const std::string& conv) {
   return i->second;
 }
 
-void handle_deliver(self_ptr self, message& m) {
+caf::result<ok_atom> handle_deliver(self_ptr self, message& m) {
   auto& st = self->state;
-  auto rp = self->make_response_promise();
   auto& accepted = accepted_seq(self, m.conv);
-  if (m.seq <= accepted) {   // a redelivery: this inbox holds it already
-    rp.deliver(ok_atom::value);
-    return;
-  }
+  if (m.seq <= accepted)   // a redelivery: this inbox holds it already
+    return ok_atom::value;
   if (m.seq != accepted + 1) {
     // Joining a group moves the position in the store: look again before
     // refusing (then the conversation resends from its watermark).
     auto t = st.ctx->store->read();
     accepted = std::max(accepted, st.ctx->store->user_conv_of(t, st.user, m.conv).delivered_seq);
-    if (m.seq <= accepted) {
-      rp.deliver(ok_atom::value);
-      return;
-    }
-    if (m.seq != accepted + 1) {
-      rp.deliver(make_error(errc::internal, "inbox gap"));
-      return;
-    }
+    if (m.seq <= accepted)
+      return ok_atom::value;
+    if (m.seq != accepted + 1)
+      return make_error(errc::internal, "inbox gap");
   }
+  auto rp = self->make_response_promise<ok_atom>();
   accepted = m.seq;
   auto iseq = ++st.assigned;
   auto epoch = st.epoch;
@@ -79,9 +73,10 @@ void handle_deliver(self_ptr self, message& m) {
           load_head(self);
         }
       });
+  return rp;
 }
 
-void flush_acks(self_ptr self) {
+void persist_acks(self_ptr self) {
   auto& st = self->state;
   st.ack_flush_scheduled = false;
   if (st.acked.empty())
@@ -150,6 +145,13 @@ void handle_read(self_ptr self, const std::string& conv, uint64_t seq,
 }
 
 // unread = last_seq - read_seq for every conversation with a position.
+inbox_page inbox_after(self_ptr self, uint64_t after, uint32_t limit) {
+  auto& st = self->state;
+  auto t = st.ctx->store->read();
+  auto page = st.ctx->store->inbox_after(t, st.user, after, limit);
+  return {std::move(page.items), page.more};
+}
+
 std::vector<unread_entry> unread(self_ptr self) {
   auto& st = self->state;
   std::vector<unread_entry> out;
@@ -169,7 +171,7 @@ std::vector<unread_entry> unread(self_ptr self) {
 
 } // namespace
 
-caf::behavior user_actor(self_ptr self, const node_context* ctx, std::string user) {
+user_actor::behavior_type user_fun(self_ptr self, const node_context* ctx, std::string user) {
   auto& st = self->state;
   st.ctx = ctx;
   st.user = std::move(user);
@@ -188,7 +190,7 @@ caf::behavior user_actor(self_ptr self, const node_context* ctx, std::string use
       tell_watchers(self, false);
   });
   return {
-    [=](register_atom, std::string& device, caf::actor& conn) -> uint64_t {
+    [=](register_atom, std::string& device, connection_actor& conn) -> uint64_t {
       auto& st = self->state;
       auto was_online = !st.devices.empty();
       auto& slot = st.devices[device];
@@ -200,14 +202,14 @@ caf::behavior user_actor(self_ptr self, const node_context* ctx, std::string use
         tell_watchers(self, true);
       return st.head;
     },
-    [=](unregister_atom, std::string& device, caf::actor& conn) {
+    [=](unregister_atom, std::string& device, connection_actor& conn) {
       auto& st = self->state;
       if (auto i = st.devices.find(device); i != st.devices.end() && i->second == conn) {
         st.devices.erase(i);
         if (st.devices.empty())
           tell_watchers(self, false);
       }
-      flush_acks(self);
+      persist_acks(self);
     },
     [=](read_atom, std::string& conv, uint64_t seq, std::string& device) {
       handle_read(self, conv, seq, device);
@@ -219,22 +221,23 @@ caf::behavior user_actor(self_ptr self, const node_context* ctx, std::string use
     [=](typing_atom, std::string& conv, std::string& from) {
       to_devices(self, std::string{}, typing_atom::value, conv, from);
     },
-    [=](presence_atom, caf::actor& watcher) -> bool {
+    [=](watch_atom, connection_actor& watcher) -> bool {
       auto& st = self->state;
       if (st.watchers.emplace(watcher.address(), watcher).second)
         self->monitor(watcher);
       return !st.devices.empty();
     },
-    [=](deliver_atom, message& m) { handle_deliver(self, m); },
+    [=](deliver_atom, message& m) { return handle_deliver(self, m); },
+    [=](sync_atom, uint64_t after, uint32_t limit) { return inbox_after(self, after, limit); },
     [=](ack_atom, std::string& device, uint64_t iseq) {
       auto& cur = self->state.acked[device];
       cur = std::max(cur, iseq);
       if (!self->state.ack_flush_scheduled) {
         self->state.ack_flush_scheduled = true;
-        self->delayed_send(self, ack_flush_delay, flush_atom::value);
+        self->delayed_send(self, ack_flush_delay, persist_atom::value);
       }
     },
-    [=](flush_atom) { flush_acks(self); },
+    [=](persist_atom) { persist_acks(self); },
   };
 }
 

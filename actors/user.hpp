@@ -20,12 +20,12 @@ struct user_state {
   uint64_t epoch = 0;      // bumps when a failed commit rolls state back
   // conv -> highest seq accepted into this inbox (loaded on first use)
   std::unordered_map<std::string, uint64_t> accepted;
-  std::unordered_map<std::string, caf::actor> devices;   // live connections
+  std::unordered_map<std::string, connection_actor> devices;   // live connections
   std::unordered_map<std::string, uint64_t> acked;       // not yet persisted
   bool ack_flush_scheduled = false;
   // conv -> read position, ahead of the store while a write is pending
   std::unordered_map<std::string, uint64_t> read;
-  std::unordered_map<caf::actor_addr, caf::actor> watchers;   // presence_sub
+  std::unordered_map<caf::actor_addr, connection_actor> watchers;   // presence_sub
   static inline const char* name = "user";
 };
 
@@ -33,10 +33,10 @@ struct user_state {
 // with the next gapless iseq, exactly once per (conv, seq) and in seq order
 // per conversation; pushes each committed copy to every live connection of
 // the user; keeps per-device acked positions and read positions (synced to
-// the user's other devices, receipts to dm peers); answers unread counts
-// from stored positions; relays typing; tells presence watchers when the
-// user comes online (first device) or goes offline (last device).
-caf::behavior user_actor(caf::stateful_actor<user_state>* self,
-                         const node_context* ctx, std::string user);
+// the user's other devices, receipts to dm peers); answers inbox pages
+// and unread counts from the store; relays typing; tells presence watchers
+// when the user comes online (first device) or goes offline (last device).
+user_actor::behavior_type user_fun(user_actor::stateful_pointer<user_state> self,
+                                   const node_context* ctx, std::string user);
 
 } // namespace imengine

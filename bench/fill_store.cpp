@@ -310,9 +310,9 @@ int main(int argc, char** argv) {
         std::exit(1);
       }
       if (p.create) {
-        std::vector<std::pair<std::string, std::string>> added;
+        std::vector<std::pair<std::string, member_role>> added;
         for (size_t k = 0; k < c.members.size(); ++k)
-          added.emplace_back(users[c.members[k]], k == 0 ? "owner" : "member");
+          added.emplace_back(users[c.members[k]], k == 0 ? member_role::owner : member_role::member);
         st.change_members(t, c.name, added, {}, p.m.seq);
       }
       if (!c.timeline)

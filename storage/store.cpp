@@ -142,27 +142,28 @@ std::vector<std::string> store::pending_fanouts(const txn& t) const {
   return out;
 }
 
-std::optional<std::string> store::role(const txn& t, std::string_view conv,
+std::optional<member_role> store::role(const txn& t, std::string_view conv,
                                        std::string_view user) const {
   auto v = t.get(members_, pair_key(conv, user));
-  return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
+  return v ? parse_role(*v) : std::nullopt;
 }
 
-std::vector<std::pair<std::string, std::string>> store::members(const txn& t,
+std::vector<std::pair<std::string, member_role>> store::members(const txn& t,
                                                                 std::string_view conv) const {
-  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<std::pair<std::string, member_role>> out;
   auto prefix = key_prefix(conv);
   cursor c(t, members_);
   for (bool ok = c.seek(prefix); ok && c.key().substr(0, prefix.size()) == prefix; ok = c.next())
-    out.emplace_back(std::string(c.key().substr(prefix.size())), std::string(c.value()));
+    if (auto role = parse_role(c.value()))
+      out.emplace_back(std::string(c.key().substr(prefix.size())), *role);
   return out;
 }
 
 void store::change_members(txn& t, std::string_view conv,
-                           const std::vector<std::pair<std::string, std::string>>& added,
+                           const std::vector<std::pair<std::string, member_role>>& added,
                            const std::vector<std::string>& removed, uint64_t from_seq) {
   for (const auto& [user, role] : added) {
-    t.put(members_, pair_key(conv, user), role);
+    t.put(members_, pair_key(conv, user), to_string(role));   // stored as its name
     auto uc = user_conv_of(t, user, conv);
     uc.delivered_seq = std::max(uc.delivered_seq, from_seq - 1);
     uc.read_seq = std::max(uc.read_seq, from_seq - 1);

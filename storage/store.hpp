@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/error.hpp"
+#include "engine/group.hpp"
 #include "engine/message.hpp"
 #include "storage/lmdb.hpp"
 #include "storage/record.hpp"
@@ -71,9 +72,9 @@ public:
   page<inbox_entry> inbox_after(const txn& t, std::string_view user, uint64_t after, uint32_t limit) const;
   std::vector<std::string> pending_fanouts(const txn& t) const;
   // A group member's role, nullopt for non-members.
-  std::optional<std::string> role(const txn& t, std::string_view conv, std::string_view user) const;
+  std::optional<member_role> role(const txn& t, std::string_view conv, std::string_view user) const;
   // The members of a group with their roles, ordered by user.
-  std::vector<std::pair<std::string, std::string>> members(const txn& t,
+  std::vector<std::pair<std::string, member_role>> members(const txn& t,
                                                            std::string_view conv) const;
   // Every conversation the user has positions in, with them.
   std::vector<std::pair<std::string, user_conv>> user_convs(const txn& t,
@@ -101,7 +102,7 @@ public:
   // announces them. Each added user's positions start at `from_seq` - 1:
   // the group's history before it joined is neither delivered nor unread.
   void change_members(txn& t, std::string_view conv,
-                      const std::vector<std::pair<std::string, std::string>>& added,
+                      const std::vector<std::pair<std::string, member_role>>& added,
                       const std::vector<std::string>& removed, uint64_t from_seq);
   // Moves the delivered position forward (never back): inbox copies of
   // `conv` continue after `seq`.

@@ -11,6 +11,7 @@
 #include "actors/directory.hpp"
 #include "actors/fanout.hpp"
 #include "actors/messages.hpp"
+#include "actors/node_actors.hpp"
 #include "actors/node_context.hpp"
 #include "actors/storage_writer.hpp"
 #include "storage/store.hpp"
@@ -22,51 +23,32 @@ using namespace std::chrono_literals;
 namespace {
 
 
-struct test_config : caf::actor_system_config {
-  test_config() { imengine::add_message_types(*this); }
-};
-
-// A node without network: store, writer, directory.
+// A node without network, assembled as the engine assembles it.
 struct fixture {
   temp_dir dir;
-  std::unique_ptr<storage::store> store;
-  test_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  metrics stats;
-  mid_generator mids{1};
-  node_context ctx;
-  std::unique_ptr<directory> dir_;
+  caf::actor_system_config cfg;
+  std::unique_ptr<node_actors> node;
+  storage::store* store = nullptr;
+  caf::actor_system* sys = nullptr;
+  node_context* ctx = nullptr;
+  directory* dir_ = nullptr;
 
   fixture() { open(); }
   ~fixture() { close(); }
 
   void open() {
-    store = std::make_unique<storage::store>(storage::store_options{dir.path.string(), false, 64});
-    sys = std::make_unique<caf::actor_system>(cfg);
-    ctx.store = store.get();
-    ctx.metrics = &stats;
-    ctx.mids = &mids;
-    ctx.writer = sys->spawn<caf::detached>(storage_writer, store.get(), &stats);
-    ctx.fanout = sys->spawn(fanout_actor, &ctx);
-    dir_ = std::make_unique<directory>(*sys, &ctx);
-    ctx.dir = dir_.get();
+    engine_config c;
+    c.data = dir.path.string();
+    c.sync = "none";
+    c.map_size_mb = 64;
+    node = std::make_unique<node_actors>(cfg, c);
+    store = &node->store();
+    sys = &node->system();
+    ctx = &node->context();
+    dir_ = &node->dir();
   }
 
-  void close() {
-    if (!sys)
-      return;
-    for (auto& a : dir_->all())
-      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(ctx.fanout, caf::exit_reason::user_shutdown);
-    caf::anon_send(ctx.writer, stop_atom::value);
-    dir_->close();
-    ctx.writer = nullptr;
-    ctx.fanout = nullptr;
-    sys->await_all_actors_done();
-    dir_.reset();
-    sys.reset();
-    store.reset();
-  }
+  void close() { node.reset(); }
 
   caf::expected<send_ack> send(const std::string& conv, const std::string& user,
                                std::vector<send_item> items) {
@@ -196,9 +178,9 @@ TEST_CASE("the writer commits a batch and fails only the job whose check fails")
   // 1 fits, 5 does not (gap), 2 fits after 1.
   std::vector<bool> ok;
   for (uint64_t iseq : {1, 5, 2})
-    self->send(f.ctx.writer, job_for(iseq));   // one-way: no reply awaited
+    self->send(f.ctx->writer, job_for(iseq));   // one-way: no reply awaited
   for (uint64_t iseq : {3, 9})
-    self->request(f.ctx.writer, 10s, job_for(iseq))
+    self->request(f.ctx->writer, 10s, job_for(iseq))
       .receive([&](ok_atom) { ok.push_back(true); }, [&](caf::error&) { ok.push_back(false); });
   CHECK(ok == std::vector<bool>{true, false});
   auto t = f.store->read();

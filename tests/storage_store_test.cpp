@@ -177,11 +177,11 @@ TEST_CASE("membership changes position joiners at their join and stop leavers") 
   temp_dir dir;
   store s({dir.path.string(), false, 64});
   auto t = s.write();
-  s.change_members(t, "g:x", {{"a", "owner"}, {"b", "member"}}, {}, 1);
-  CHECK(s.members(t, "g:x") == std::vector<std::pair<std::string, std::string>>{{"a", "owner"}, {"b", "member"}});
-  CHECK(s.role(t, "g:x", "a") == std::optional<std::string>("owner"));
+  s.change_members(t, "g:x", {{"a", member_role::owner}, {"b", member_role::member}}, {}, 1);
+  CHECK(s.members(t, "g:x") == std::vector<std::pair<std::string, member_role>>{{"a", member_role::owner}, {"b", member_role::member}});
+  CHECK(s.role(t, "g:x", "a") == std::optional<member_role>(member_role::owner));
   CHECK_FALSE(s.role(t, "g:x", "c"));
-  s.change_members(t, "g:x", {{"c", "member"}}, {}, 7);
+  s.change_members(t, "g:x", {{"c", member_role::member}}, {}, 7);
   auto c = s.user_conv_of(t, "c", "g:x");
   CHECK(c.delivered_seq == 6);   // history before the join is not delivered ...
   CHECK(c.read_seq == 6);        // ... nor unread
@@ -191,7 +191,7 @@ TEST_CASE("membership changes position joiners at their join and stop leavers") 
   CHECK(b.left_seq == 9);
   CHECK(b.read_seq == 9);        // the removal itself counts as read
   CHECK(b.delivered_seq == 0);   // ... but it is still delivered to b
-  s.change_members(t, "g:x", {{"b", "member"}}, {}, 12);   // back again
+  s.change_members(t, "g:x", {{"b", member_role::member}}, {}, 12);   // back again
   CHECK(s.user_conv_of(t, "b", "g:x").left_seq == 0);
   CHECK(s.user_conv_of(t, "b", "g:x").delivered_seq == 11);
   auto back = decode_user_conv(encode(user_conv{1, 2, 3}));

@@ -9,7 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/config.hpp"
-#include "engine/node.hpp"
+#include "engine/node/node.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "engine/node.hpp"
+#include "engine/node/node.hpp"
 
 #include <mutex>
 #include <unordered_map>
@@ -7,14 +7,9 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/connection.hpp"
-#include "actors/directory.hpp"
-#include "actors/fanout.hpp"
 #include "actors/messages.hpp"
-#include "actors/node_context.hpp"
-#include "actors/storage_writer.hpp"
-#include "engine/metrics.hpp"
+#include "actors/node_actors.hpp"
 #include "net/server.hpp"
-#include "storage/store.hpp"
 
 namespace imengine {
 
@@ -24,7 +19,7 @@ namespace {
 // arrival order (anon_send from one thread keeps order).
 class connection_bridge : public net::frame_handler {
 public:
-  connection_bridge(caf::actor conn, std::function<void(const caf::actor&)> on_gone)
+  connection_bridge(connection_actor conn, std::function<void(const connection_actor&)> on_gone)
     : conn_(std::move(conn)), on_gone_(std::move(on_gone)) {}
 
   void on_frame(std::string data, bool binary) override {
@@ -37,8 +32,8 @@ public:
   }
 
 private:
-  caf::actor conn_;
-  std::function<void(const caf::actor&)> on_gone_;
+  connection_actor conn_;
+  std::function<void(const connection_actor&)> on_gone_;
 };
 
 class ignore_frames : public net::frame_handler {
@@ -52,23 +47,16 @@ public:
 struct node::impl {
   caf::actor_system_config& caf_cfg;
   engine_config cfg;
-  metrics stats;
-  mid_generator mids;
-  std::unique_ptr<storage::store> store;
-  // Declared before the actor system so that it is destroyed after it:
-  // actors hold frame sinks bound to the server's io_context.
+  // Declared before the actors so that it is destroyed after them: actors
+  // hold frame sinks bound to the server's io_context.
   std::unique_ptr<net::server> server;
-  std::unique_ptr<caf::actor_system> sys;
-  node_context ctx;
-  std::unique_ptr<directory> dir;
+  std::unique_ptr<node_actors> actors;
   std::mutex conns_mtx;
-  std::unordered_map<caf::actor_addr, caf::actor> conns;
+  std::unordered_map<caf::actor_addr, connection_actor> conns;
   bool started = false;
   bool stopped = false;
 
-  impl(caf::actor_system_config& c, engine_config e)
-    : caf_cfg(c), cfg(std::move(e)), mids(node_number(cfg.node)) {
-  }
+  impl(caf::actor_system_config& c, engine_config e) : caf_cfg(c), cfg(std::move(e)) {}
 
   std::shared_ptr<net::frame_handler> open(std::shared_ptr<frame_sink> sink) {
     std::lock_guard<std::mutex> guard(conns_mtx);
@@ -76,9 +64,17 @@ struct node::impl {
       sink->close(1001, "going away");
       return std::make_shared<ignore_frames>();
     }
-    auto conn = sys->spawn(connection_actor, &ctx, std::move(sink));
+    auto conn = actors->system().spawn(connection_fun, &actors->context(), sink);
+    // A connection actor that dies of anything but a normal stop (a crash)
+    // must not leave its socket open and answering pings. A close after
+    // the socket is gone, or after one the actor started, does nothing.
+    conn->attach_functor([sink](const caf::error& reason) {
+      if (reason && reason != caf::exit_reason::normal
+          && reason != caf::exit_reason::user_shutdown)
+        sink->close(1011, "internal error");
+    });
     conns.emplace(conn.address(), conn);
-    return std::make_shared<connection_bridge>(conn, [this](const caf::actor& c) {
+    return std::make_shared<connection_bridge>(conn, [this](const connection_actor& c) {
       std::lock_guard<std::mutex> guard(conns_mtx);
       conns.erase(c.address());
     });
@@ -95,26 +91,9 @@ node::~node() {
 
 uint16_t node::start() {
   auto& d = *impl_;
-  d.store = std::make_unique<storage::store>(
-    storage::store_options{d.cfg.data, d.cfg.sync != "none", d.cfg.map_size_mb});
-  add_message_types(d.caf_cfg);
-  d.sys = std::make_unique<caf::actor_system>(d.caf_cfg);
-  d.ctx.cfg = d.cfg;
-  d.ctx.store = d.store.get();
-  d.ctx.metrics = &d.stats;
-  d.ctx.mids = &d.mids;
-  d.ctx.writer = d.sys->spawn<caf::detached>(storage_writer, d.store.get(), &d.stats);
-  d.ctx.fanout = d.sys->spawn(fanout_actor, &d.ctx);
-  d.dir = std::make_unique<directory>(*d.sys, &d.ctx);
-  d.ctx.dir = d.dir.get();
+  d.actors = std::make_unique<node_actors>(d.caf_cfg, d.cfg);
   d.started = true;
-  // Conversations whose fan-out a crash cut short finish it on spawn.
-  {
-    auto t = d.store->read();
-    for (const auto& name : d.store->pending_fanouts(t))
-      if (auto c = parse_conv(name))
-        d.dir->conversation(*c);
-  }
+  d.actors->resume_fanouts();
   net::server_options opts;
   opts.host = d.cfg.host;
   opts.port = d.cfg.port;
@@ -124,7 +103,7 @@ uint16_t node::start() {
   opts.read_limit = std::max<size_t>(size_t{1} << 20, size_t{d.cfg.max_frame} * 4);
   opts.threads = d.cfg.io_threads;
   net::http_handlers http;
-  http.metrics = [&d] { return d.stats.render(); };
+  http.metrics = [&d] { return d.actors->stats().render(); };
   d.server = std::make_unique<net::server>(
     opts, [&d](std::shared_ptr<frame_sink> sink) { return d.open(std::move(sink)); }, http);
   return d.server->start();
@@ -138,9 +117,11 @@ void node::stop() {
       return;
     d.stopped = true;
   }
-  d.server->stop_accepting();
-  d.server->close_all(1001);
-  std::vector<caf::actor> conns;
+  if (d.server) {
+    d.server->stop_accepting();
+    d.server->close_all(1001);
+  }
+  std::vector<connection_actor> conns;
   {
     std::lock_guard<std::mutex> guard(d.conns_mtx);
     for (auto& kv : d.conns)
@@ -149,18 +130,10 @@ void node::stop() {
   }
   for (auto& c : conns)
     caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
-  for (auto& a : d.dir->all())
-    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-  // A normal message: the writer commits every job queued before it.
-  caf::anon_send_exit(d.ctx.fanout, caf::exit_reason::user_shutdown);
-  caf::anon_send(d.ctx.writer, stop_atom::value);
-  d.dir->close();
-  d.ctx.writer = nullptr;
-  d.ctx.fanout = nullptr;
-  d.sys->await_all_actors_done();
-  d.server->stop();
-  d.sys.reset();
-  d.store.reset();
+  d.actors->stop();
+  if (d.server)
+    d.server->stop();
+  d.actors.reset();
   spdlog::info("node {} stopped", d.cfg.node);
 }
 
