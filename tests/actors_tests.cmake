@@ -1,2 +1,4 @@
 # tests of the actors with real LMDB in a temp dir (no network)
 imengine_test(actors_conversation_test SOURCES actors_conversation_test.cpp LIBS imengine_actors)
+# every type and interface message that crosses nodes, through CAF's serializer
+imengine_test(actors_wire_types_test SOURCES actors_wire_types_test.cpp LIBS imengine_actors)
