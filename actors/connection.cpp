@@ -7,7 +7,6 @@
 #include "engine/frame_writer.hpp"
 #include "engine/jwt.hpp"
 #include "engine/rules.hpp"
-#include "storage/store.hpp"
 
 namespace imengine {
 
@@ -214,45 +213,25 @@ void on_auth(self_ptr self, auth_req& a, origin o) {
       [=](caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); });
 }
 
-// Whether the user may use `c`: dm by its id, groups and rooms by their
-// stored membership.
-std::optional<failure> check_access(const node_context* ctx, const conv_id& c,
-                                   const std::string& user) {
-  switch (c.kind) {
-    case conv_kind::dm:
-      if (!dm_member(c, user))
-        return failure{errc::forbidden, "not a member of " + c.name};
-      return std::nullopt;
-    case conv_kind::group: {
-      // Committed membership: what a reply already told the client.
-      auto t = ctx->store->read();
-      if (!ctx->store->conv(t, c.name))
-        return failure{errc::not_found, "no such group " + c.name};
-      if (!ctx->store->role(t, c.name, user))
-        return failure{errc::forbidden, "not a member of " + c.name};
-      return std::nullopt;
-    }
-    case conv_kind::room: {
-      auto t = ctx->store->read();
-      if (!ctx->store->role(t, c.name, user))
-        return failure{errc::forbidden, "join " + c.name + " first"};
-      return std::nullopt;
-    }
-  }
-  return failure{errc::internal, "unknown conversation kind"};
+// Answers a request's failure with its error.
+auto answer_error(self_ptr self, origin o) {
+  return [=](caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); };
 }
 
-// The conversation a frame names, if the user may use it; otherwise the
-// error is answered and nullopt returned.
-std::optional<conv_id> accessible(self_ptr self, const std::string& conv, origin o) {
+// The conversation a frame names, or nullopt after answering bad_frame.
+std::optional<conv_id> conv_of(self_ptr self, const std::string& conv, origin o) {
   auto c = parse_conv(conv);
-  auto denied = c ? check_access(self->state.ctx, *c, self->state.user)
-                  : std::optional<failure>{failure{errc::bad_frame, "malformed conv"}};
-  if (denied) {
-    reply_error(self, o.req, *denied, o.enc);
-    return std::nullopt;
-  }
+  if (!c)
+    reply_error(self, o.req, {errc::bad_frame, "malformed conv"}, o.enc);
   return c;
+}
+
+// A dm's members follow from its id: refused here, without a hop.
+bool dm_refused(self_ptr self, const conv_id& c, origin o) {
+  if (c.kind != conv_kind::dm || dm_member(c, self->state.user))
+    return false;
+  reply_error(self, o.req, {errc::forbidden, "not a member of " + c.name}, o.enc);
+  return true;
 }
 
 void send_items(self_ptr self, const std::string& conv, std::vector<send_item> items,
@@ -261,10 +240,8 @@ void send_items(self_ptr self, const std::string& conv, std::vector<send_item> i
   // A group's or room's own actor checks membership in mailbox order, so
   // that a send pipelined behind group_create, group_add or join is judged
   // after them.
-  auto c = parse_conv(conv);
-  if (!c || c->kind == conv_kind::dm)
-    c = accessible(self, conv, o);
-  if (!c)
+  auto c = conv_of(self, conv, o);
+  if (!c || dm_refused(self, *c, o))
     return;
   std::string cmid = batch ? std::string{} : items.front().cmid;
   self->request(st.ctx->dir->conversation(*c), send_timeout, send_atom::value, st.user,
@@ -280,7 +257,7 @@ void send_items(self_ptr self, const std::string& conv, std::vector<send_item> i
                                  o.enc),
                       o.enc);
       },
-      [=](caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); });
+      answer_error(self, o));
 }
 
 void on_send(self_ptr self, send_req& r, origin o) {
@@ -300,17 +277,19 @@ void on_sync(self_ptr self, sync_req& r, origin o) {
   on_ack(self, r.after);   // asking for the next page acks the previous
   self->request(st.inbox, send_timeout, sync_atom::value, r.after, r.limit)
     .then([=](inbox_page& page) { reply(self, sync_result_frame(o.req, page.items, page.more), o.enc); },
-          [=](caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); });
+          answer_error(self, o));
 }
 
 void on_history(self_ptr self, history_req& r, origin o) {
   auto& st = self->state;
-  if (!accessible(self, r.conv, o))
-    return;
-  auto t = st.ctx->store->read();
-  auto page = r.before ? st.ctx->store->messages_before(t, r.conv, *r.before, r.limit)
-                       : st.ctx->store->messages_after(t, r.conv, r.after.value_or(0), r.limit);
-  reply(self, history_result_frame(o.req, r.conv, page.items, page.more), o.enc);
+  history_query q{r.conv, r.after.value_or(0), r.before.value_or(0), r.before.has_value(),
+                  r.limit};
+  self->request(st.ctx->reader, send_timeout, history_atom::value, st.user, std::move(q))
+    .then(
+      [=](message_page& page) {
+        reply(self, history_result_frame(o.req, r.conv, page.items, page.more), o.enc);
+      },
+      answer_error(self, o));
 }
 
 // An event for the client (read on another device, receipt, typing,
@@ -321,25 +300,28 @@ void event(self_ptr self, const json& frame) {
     reply(self, frame, st.push_enc);
 }
 
+// No reply unless it fails. The reader takes this connection's read and
+// later unread in order, so the unread counts the read.
 void on_read(self_ptr self, read_req& r, origin o) {
   auto& st = self->state;
-  if (!accessible(self, r.conv, o))
-    return;
-  self->send(st.inbox, read_atom::value, r.conv, r.seq, st.device);
+  self->request(st.ctx->reader, send_timeout, read_atom::value, st.user, r.conv, r.seq, st.device)
+    .then([](ok_atom) {}, answer_error(self, o));
 }
 
 void on_unread(self_ptr self, const json&, origin o) {
-  self->request(self->state.inbox, send_timeout, unread_atom::value)
+  auto& st = self->state;
+  self->request(st.ctx->reader, send_timeout, unread_atom::value, st.user)
     .then([=](std::vector<unread_entry>& convs) { reply(self, unread_result_frame(o.req, convs), o.enc); },
-          [=](caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); });
+          answer_error(self, o));
 }
 
 void on_typing(self_ptr self, conv_req& r, origin o) {
   auto& st = self->state;
-  auto c = accessible(self, r.conv, o);
-  if (!c)
+  auto c = conv_of(self, r.conv, o);
+  if (!c || dm_refused(self, *c, o))
     return;
-  self->send(st.ctx->dir->conversation(*c), typing_atom::value, st.user);
+  self->request(st.ctx->dir->conversation(*c), send_timeout, typing_atom::value, st.user)
+    .then([](ok_atom) {}, answer_error(self, o));
 }
 
 void change_group(self_ptr self, const conv_id& c, group_op op, std::vector<std::string> users,
@@ -347,8 +329,7 @@ void change_group(self_ptr self, const conv_id& c, group_op op, std::vector<std:
   auto& st = self->state;
   self->request(st.ctx->dir->conversation(c), send_timeout, group_atom::value, op, st.user,
                 std::move(users))
-    .then([=](ok_atom) { reply(self, ok_frame(o.req), o.enc); },
-          [=](caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); });
+    .then([=](ok_atom) { reply(self, ok_frame(o.req), o.enc); }, answer_error(self, o));
 }
 
 // group_create, group_add, group_remove (parse_members checks the g: id)
@@ -373,25 +354,15 @@ void on_room(self_ptr self, conv_req& r, origin o) {
 
 void on_group_info(self_ptr self, conv_req& r, origin o) {
   auto& st = self->state;
-  auto c = accessible(self, r.conv, o);
-  if (!c)
-    return;
-  if (c->kind != conv_kind::group) {
-    reply_error(self, o.req, {errc::bad_frame, "group_info needs a g: conversation"}, o.enc);
-    return;
-  }
-  auto t = st.ctx->store->read();
-  std::vector<std::string> members;
-  std::string owner;
-  for (auto& [user, role] : st.ctx->store->members(t, r.conv)) {
-    if (role == member_role::owner)
-      owner = user;
-    members.push_back(std::move(user));
-  }
-  auto last = st.ctx->store->conv(t, r.conv).value_or(storage::conv_meta{}).last_seq;
-  auto mode = diffusion_for(c->kind, members.size(), st.ctx->cfg.large_group);
-  reply(self, group_info_result_frame(o.req, r.conv, members, owner, to_string(mode), last),
-        o.enc);
+  self->request(st.ctx->reader, send_timeout, info_atom::value, st.user, r.conv)
+    .then(
+      [=](group_info& g) {
+        reply(self,
+              group_info_result_frame(o.req, r.conv, g.members, g.owner, to_string(g.mode),
+                                      g.last_seq),
+              o.enc);
+      },
+      answer_error(self, o));
 }
 
 // A normal-priority timeline push the fanout actor held back because this

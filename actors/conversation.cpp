@@ -497,17 +497,20 @@ conversation_actor::behavior_type conversation_fun(self_ptr self, const node_con
       refanout(self);
     },
     // Typing is relayed to the other members' inboxes, never stored.
-    [=](typing_atom, std::string& user) {
+    [=](typing_atom, std::string& user) -> caf::result<ok_atom> {
       auto& st = self->state;
+      if (st.id.kind == conv_kind::group && st.assigned == 0)
+        return make_error(errc::not_found, "no such group " + st.id.name);
       if (!is_member(st, user))
-        return;
+        return make_error(errc::forbidden, "not a member of " + st.id.name);
       if (mode(st) == diffusion::timeline) {   // online members only, through this node's fanout
         self->send(st.ctx->fanout, typing_atom::value, st.id.name, user);
-        return;
+        return ok_atom::value;
       }
       for (const auto& member : st.members)
         if (member != user)
           self->send(st.ctx->dir->user(member), typing_atom::value, st.id.name, user);
+      return ok_atom::value;
     },
   };
 }

@@ -57,6 +57,8 @@ using unread_atom = caf::atom_constant<caf::atom("unread")>;        // unread co
 using typing_atom = caf::atom_constant<caf::atom("typing")>;        // a user is typing
 using watch_atom = caf::atom_constant<caf::atom("watch")>;          // subscribe to presence
 using presence_atom = caf::atom_constant<caf::atom("presence")>;    // online state changed
+using history_atom = caf::atom_constant<caf::atom("history")>;      // a page of a timeline
+using info_atom = caf::atom_constant<caf::atom("info")>;            // a group's members and mode
 using ok_atom = caf::ok_atom;
 
 // ---- payloads
@@ -75,6 +77,28 @@ struct send_ack {
 struct inbox_page {
   std::vector<std::pair<uint64_t, message>> items;
   bool more = false;
+};
+
+// A history request: ascending after `after`, or descending before
+// `before` when `descending`.
+struct history_query {
+  std::string conv;
+  uint64_t after = 0;
+  uint64_t before = 0;
+  bool descending = false;
+  uint32_t limit = 50;
+};
+
+struct message_page {
+  std::vector<message> items;
+  bool more = false;
+};
+
+struct group_info {
+  std::vector<std::string> members;   // ordered by user
+  std::string owner;
+  diffusion mode = diffusion::inbox;
+  uint64_t last_seq = 0;
 };
 
 // A unit of work for the storage writer, run inside its one write
@@ -109,7 +133,6 @@ using user_actor = caf::typed_actor<
   caf::reacts_to<ack_atom, std::string, uint64_t>,                    // device, iseq
   caf::reacts_to<read_atom, std::string, uint64_t, std::string>,      // conv, seq, device
   caf::reacts_to<receipt_atom, std::string, std::string, uint64_t>,   // conv, reader, seq
-  caf::replies_to<unread_atom>::with<std::vector<unread_entry>>,
   caf::reacts_to<typing_atom, std::string, std::string>,              // conv, user
   caf::replies_to<watch_atom, connection_actor>::with<bool>,          // -> online now
   caf::reacts_to<persist_atom>>;                                      // own timer
@@ -120,8 +143,17 @@ using conversation_actor = caf::typed_actor<
   caf::replies_to<send_atom, std::string, std::string, std::vector<send_item>>::with<send_ack>,
   // op, acting user, users
   caf::replies_to<group_atom, group_op, std::string, std::vector<std::string>>::with<ok_atom>,
-  caf::reacts_to<typing_atom, std::string>,                          // user
+  caf::replies_to<typing_atom, std::string>::with<ok_atom>,          // user
   caf::reacts_to<refanout_atom>>;                                    // own timer
+
+// One per node: the read side of what the node's store holds: history,
+// group info, read positions and unread counts (actors/reader.hpp).
+using reader_actor = caf::typed_actor<
+  caf::replies_to<history_atom, std::string, history_query>::with<message_page>,  // user
+  caf::replies_to<info_atom, std::string, std::string>::with<group_info>,         // user, conv
+  // user, conv, seq, device
+  caf::replies_to<read_atom, std::string, std::string, uint64_t, std::string>::with<ok_atom>,
+  caf::replies_to<unread_atom, std::string>::with<std::vector<unread_entry>>>;    // user
 
 // A connection as the node's fanout actor holds it: the actor, and its sink
 // so that live timeline pushes go straight to the socket's queue without a
@@ -175,6 +207,22 @@ typename Inspector::result_type inspect(Inspector& f, unread_entry& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, inbox_page& x) {
   return f(caf::meta::type_name("inbox_page"), x.items, x.more);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, history_query& x) {
+  return f(caf::meta::type_name("history_query"), x.conv, x.after, x.before, x.descending,
+           x.limit);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, message_page& x) {
+  return f(caf::meta::type_name("message_page"), x.items, x.more);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, group_info& x) {
+  return f(caf::meta::type_name("group_info"), x.members, x.owner, x.mode, x.last_seq);
 }
 
 // ---- errors as values

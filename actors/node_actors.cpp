@@ -2,6 +2,7 @@
 
 #include "actors/fanout.hpp"
 #include "actors/messages.hpp"
+#include "actors/reader.hpp"
 #include "actors/storage_writer.hpp"
 
 namespace imengine {
@@ -18,6 +19,7 @@ node_actors::node_actors(caf::actor_system_config& caf_cfg, const engine_config&
   ctx_.mids = &mids_;
   ctx_.writer = sys_->spawn<caf::detached>(storage_writer_fun, store_.get(), &stats_);
   ctx_.fanout = sys_->spawn(fanout_fun, &ctx_);
+  ctx_.reader = sys_->spawn(reader_fun, &ctx_);
   dir_ = std::make_unique<directory>(*sys_, &ctx_);
   ctx_.dir = dir_.get();
 }
@@ -43,11 +45,13 @@ void node_actors::stop() {
   for (auto& a : dir_->all())
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx_.fanout, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(ctx_.reader, caf::exit_reason::user_shutdown);
   // A normal message: the writer commits every job queued before it.
   caf::anon_send(ctx_.writer, stop_atom::value);
   dir_->close();
   ctx_.writer = nullptr;
   ctx_.fanout = nullptr;
+  ctx_.reader = nullptr;
   sys_->await_all_actors_done();
 }
 

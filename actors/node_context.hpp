@@ -21,6 +21,7 @@ struct node_context {
   storage::store* store = nullptr;
   writer_actor writer;
   fanout_actor fanout;   // timeline deliveries to this node's connections
+  reader_actor reader;   // history, group info, read state of this node's store
   imengine::metrics* metrics = nullptr;
   mid_generator* mids = nullptr;
   directory* dir = nullptr;

@@ -105,37 +105,12 @@ void tell_watchers(self_ptr self, bool online) {
     self->send(kv.second, presence_atom::value, self->state.user, online);
 }
 
-uint64_t& read_position(self_ptr self, const std::string& conv) {
-  auto& st = self->state;
-  auto i = st.read.find(conv);
-  if (i == st.read.end()) {
-    auto t = st.ctx->store->read();
-    i = st.read.emplace(conv, st.ctx->store->user_conv_of(t, st.user, conv).read_seq).first;
-  }
-  return i->second;
-}
-
-// Moves the read position forward (never back, never past the last seq),
-// tells the user's other devices and, in a dm, the peer.
+// The user read `conv` up to `seq` on `device` (the reader of the
+// conversation's node moved the position): tell the other devices and, in
+// a dm, the peer.
 void handle_read(self_ptr self, const std::string& conv, uint64_t seq,
                  const std::string& device) {
   auto& st = self->state;
-  uint64_t last = 0;
-  {
-    auto t = st.ctx->store->read();
-    if (auto meta = st.ctx->store->conv(t, conv))
-      last = meta->last_seq;
-  }
-  seq = std::min(seq, last);
-  auto& cur = read_position(self, conv);
-  if (seq <= cur)
-    return;
-  cur = seq;
-  write_job job{[user = st.user, conv, seq](storage::store& s, storage::txn& t) {
-    s.set_read(t, user, conv, seq);
-    return errc::none;
-  }};
-  self->request(st.ctx->writer, caf::infinite, std::move(job)).then([](ok_atom) {}, [](caf::error&) {});
   to_devices(self, device, read_atom::value, conv, seq);
   auto c = parse_conv(conv);
   if (c && c->kind == conv_kind::dm) {
@@ -144,29 +119,11 @@ void handle_read(self_ptr self, const std::string& conv, uint64_t seq,
   }
 }
 
-// unread = last_seq - read_seq for every conversation with a position.
 inbox_page inbox_after(self_ptr self, uint64_t after, uint32_t limit) {
   auto& st = self->state;
   auto t = st.ctx->store->read();
   auto page = st.ctx->store->inbox_after(t, st.user, after, limit);
   return {std::move(page.items), page.more};
-}
-
-std::vector<unread_entry> unread(self_ptr self) {
-  auto& st = self->state;
-  std::vector<unread_entry> out;
-  auto t = st.ctx->store->read();
-  for (auto& [conv, uc] : st.ctx->store->user_convs(t, st.user)) {
-    auto meta = st.ctx->store->conv(t, conv);
-    if (!meta)
-      continue;
-    auto i = st.read.find(conv);
-    auto read = std::max(uc.read_seq, i == st.read.end() ? 0 : i->second);
-    auto last = uc.left_seq > 0 ? std::min(meta->last_seq, uc.left_seq) : meta->last_seq;
-    if (last > read)
-      out.push_back(unread_entry{conv, last, read});
-  }
-  return out;
 }
 
 } // namespace
@@ -217,7 +174,6 @@ user_actor::behavior_type user_fun(self_ptr self, const node_context* ctx, std::
     [=](receipt_atom, std::string& conv, std::string& reader, uint64_t seq) {
       to_devices(self, std::string{}, receipt_atom::value, conv, reader, seq);
     },
-    [=](unread_atom) { return unread(self); },
     [=](typing_atom, std::string& conv, std::string& from) {
       to_devices(self, std::string{}, typing_atom::value, conv, from);
     },

@@ -23,8 +23,6 @@ struct user_state {
   std::unordered_map<std::string, connection_actor> devices;   // live connections
   std::unordered_map<std::string, uint64_t> acked;       // not yet persisted
   bool ack_flush_scheduled = false;
-  // conv -> read position, ahead of the store while a write is pending
-  std::unordered_map<std::string, uint64_t> read;
   std::unordered_map<caf::actor_addr, connection_actor> watchers;   // presence_sub
   static inline const char* name = "user";
 };
@@ -32,9 +30,9 @@ struct user_state {
 // One per user: the inbox. Appends the copies conversations deliver, each
 // with the next gapless iseq, exactly once per (conv, seq) and in seq order
 // per conversation; pushes each committed copy to every live connection of
-// the user; keeps per-device acked positions and read positions (synced to
-// the user's other devices, receipts to dm peers); answers inbox pages
-// and unread counts from the store; relays typing; tells presence watchers
+// the user; keeps per-device acked positions; syncs reads to the user's
+// other devices (receipts to dm peers); answers inbox pages; relays
+// typing; tells presence watchers
 // when the user comes online (first device) or goes offline (last device).
 user_actor::behavior_type user_fun(user_actor::stateful_pointer<user_state> self,
                                    const node_context* ctx, std::string user);

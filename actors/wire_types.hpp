@@ -29,11 +29,16 @@ void for_each_wire_type(F&& f) {
   f(type_tag<unread_entry>{}, "imengine::unread_entry");
   f(type_tag<std::vector<unread_entry>>{}, "std::vector<imengine::unread_entry>");
   f(type_tag<inbox_page>{}, "imengine::inbox_page");
+  f(type_tag<history_query>{}, "imengine::history_query");
+  f(type_tag<message_page>{}, "imengine::message_page");
+  f(type_tag<group_info>{}, "imengine::group_info");
   f(type_tag<group_op>{}, "imengine::group_op");
+  f(type_tag<diffusion>{}, "imengine::diffusion");
   f(type_tag<connection_actor>{}, "imengine::connection_actor");
   f(type_tag<user_actor>{}, "imengine::user_actor");
   f(type_tag<conversation_actor>{}, "imengine::conversation_actor");
   f(type_tag<fanout_actor>{}, "imengine::fanout_actor");
+  f(type_tag<reader_actor>{}, "imengine::reader_actor");
 }
 
 } // namespace imengine

@@ -32,6 +32,17 @@ bool operator==(const unread_entry& a, const unread_entry& b) {
 bool operator==(const inbox_page& a, const inbox_page& b) {
   return a.items == b.items && a.more == b.more;
 }
+bool operator==(const history_query& a, const history_query& b) {
+  return a.conv == b.conv && a.after == b.after && a.before == b.before
+         && a.descending == b.descending && a.limit == b.limit;
+}
+bool operator==(const message_page& a, const message_page& b) {
+  return a.items == b.items && a.more == b.more;
+}
+bool operator==(const group_info& a, const group_info& b) {
+  return a.members == b.members && a.owner == b.owner && a.mode == b.mode
+         && a.last_seq == b.last_seq;
+}
 
 } // namespace imengine
 
@@ -54,7 +65,7 @@ struct fixture {
     caf::binary_serializer sink{sys, buf};
     if (auto err = sink(x))
       FAIL("serialize: " << sys.render(err));
-    T y;
+    T y{};
     caf::binary_deserializer source{sys, buf};
     if (auto err = source(y))
       FAIL("deserialize: " << sys.render(err));
@@ -105,7 +116,13 @@ std::vector<unread_entry> sample(fixture&, type_tag<std::vector<unread_entry>>) 
 inbox_page sample(fixture&, type_tag<inbox_page>) {
   return {{{57, sample_message()}, {58, message{}}}, true};
 }
+history_query sample(fixture&, type_tag<history_query>) { return {"g:x", 4, 90, true, 20}; }
+message_page sample(fixture&, type_tag<message_page>) { return {{sample_message()}, true}; }
+group_info sample(fixture&, type_tag<group_info>) {
+  return {{"alice", "bob"}, "alice", diffusion::timeline, 77};
+}
 group_op sample(fixture&, type_tag<group_op>) { return group_op::remove; }
+diffusion sample(fixture&, type_tag<diffusion>) { return diffusion::timeline; }
 template <class Handle>
 auto sample(fixture& f, type_tag<Handle>)
   -> std::enable_if_t<caf::is_typed_actor<Handle>::value, Handle> {
@@ -174,6 +191,7 @@ TEST_CASE("every message of every interface that crosses nodes serializes") {
   check_interface(f, user_actor::signatures{});
   check_interface(f, conversation_actor::signatures{});
   check_interface(f, fanout_actor::signatures{});
+  check_interface(f, reader_actor::signatures{});
 }
 
 TEST_CASE("the round trip would notice an unregistered type") {
