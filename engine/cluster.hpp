@@ -21,8 +21,9 @@ bool valid_node(std::string_view s) noexcept;
 
 // Parses the `--peers` value `n1@127.0.0.1:7001,n2@[::1]:7002,...` in list
 // order. Whitespace around entries is ignored; an empty value is an empty
-// list. Hosts: non-empty, no '@', ',', ':' or whitespace, or a bracketed
-// IPv6 literal of hex digits, ':' and '.' (no zone ids). Ports: 1..65535.
+// list. Hosts: non-empty printable ASCII without '@', ',', ':', '[', ']'
+// or spaces, or a bracketed IPv6 literal of hex digits, ':' and '.' (no
+// zone ids). Ports: 1..65535.
 // Errors (bad_config) name the entry by position and text and say why:
 // malformed entry, duplicate name, duplicate host:port (host compared
 // case-insensitively, not resolved).
