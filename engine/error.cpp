@@ -17,6 +17,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::rejected: return "rejected";
     case errc::storage: return "storage";
     case errc::internal: return "internal";
+    case errc::bad_config: return "bad_config";
   }
   // A value outside the enum (e.g. a corrupt byte from the wire) is an
   // engine fault, never a client's.

@@ -22,6 +22,10 @@ enum class errc : uint8_t {
   rejected,
   storage,
   internal,
+  // Not a wire code: a flag or configuration value is malformed (startup
+  // only). Last, so that the numbers above, which cross actor and node
+  // boundaries inside caf::error, stay the same.
+  bad_config,
 };
 
 // The code's wire name, e.g. "bad_frame".

@@ -119,6 +119,7 @@ TEST_CASE("to_string(errc) gives the wire names") {
   CHECK(to_string(errc::rejected) == "rejected");
   CHECK(to_string(errc::storage) == "storage");
   CHECK(to_string(errc::internal) == "internal");
+  CHECK(to_string(errc::bad_config) == "bad_config");
   CHECK(to_string(static_cast<errc>(200)) == "internal");
 }
 

@@ -5,3 +5,4 @@ imengine_test(engine_frame_writer_test SOURCES engine_frame_writer_test.cpp LIBS
 imengine_test(engine_metrics_test SOURCES engine_metrics_test.cpp LIBS imengine_core)
 # OpenSSL too: the test signs hand-made tokens independently of make_jwt.
 imengine_test(engine_jwt_test SOURCES engine_jwt_test.cpp LIBS imengine_core OpenSSL::Crypto)
+imengine_test(engine_cluster_test SOURCES engine_cluster_test.cpp LIBS imengine_core)

@@ -1,6 +1,6 @@
 # End-to-end tests: the real engine binary in a child process, real
 # WebSockets on 127.0.0.1, real LMDB in a temp dir.
-add_library(imengine_test_support STATIC support/engine_process.cpp)
+add_library(imengine_test_support STATIC support/engine_process.cpp support/cluster.cpp)
 target_include_directories(imengine_test_support PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(imengine_test_support PUBLIC imengine_net nlohmann_json::nlohmann_json)
 target_compile_definitions(imengine_test_support PRIVATE IMENGINE_BINARY="$<TARGET_FILE:imengine>")
@@ -11,3 +11,8 @@ foreach(name session dm bad_input heartbeat crash read_state groups rooms superv
     LIBS imengine_test_support imengine_core)
   add_dependencies(integration_${name}_test imengine)
 endforeach()
+
+# The test support itself: free_ports, and engine_process::restart on the
+# real binary (the cluster fixture needs an engine with cluster flags).
+imengine_test(support_cluster_test SOURCES support_cluster_test.cpp LIBS imengine_test_support)
+add_dependencies(support_cluster_test imengine)

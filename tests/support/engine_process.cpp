@@ -19,24 +19,41 @@
 
 namespace imengine::testing {
 
-engine_process::engine_process(const std::string& data_dir, std::vector<std::string> args) {
+engine_process::engine_process(const std::string& data_dir, std::vector<std::string> args)
+  : data_dir_(data_dir), args_(std::move(args)) {
+  start();
+}
+
+void engine_process::restart() {
+  kill9();
+  port_ = 0;
+  start();
+}
+
+void engine_process::start() {
   int out[2];
   if (pipe(out) != 0)
     throw std::runtime_error("pipe failed");
   std::vector<std::string> argv_s{IMENGINE_BINARY, "--host=127.0.0.1", "--port=0",
-                                  "--data=" + data_dir};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
+                                  "--data=" + data_dir_};
+  argv_s.insert(argv_s.end(), args_.begin(), args_.end());
+  // Built before fork: the child of a threaded parent must not allocate.
+  std::vector<char*> argv;
+  for (auto& s : argv_s)
+    argv.push_back(s.data());
+  argv.push_back(nullptr);
+  const long max_fd = sysconf(_SC_OPEN_MAX);
   pid_ = fork();
   if (pid_ < 0)
     throw std::runtime_error("fork failed");
   if (pid_ == 0) {
     dup2(out[1], STDOUT_FILENO);
-    close(out[0]);
-    close(out[1]);
-    std::vector<char*> argv;
-    for (auto& s : argv_s)
-      argv.push_back(s.data());
-    argv.push_back(nullptr);
+    // Only stdio goes to the engine: an inherited client socket would keep
+    // a connection open after the test closed it, and an inherited pipe of
+    // an engine started concurrently would hide that engine's exit.
+    if (close_range(3, ~0u, 0) != 0)
+      for (long fd = 3; fd < max_fd; ++fd)
+        close(static_cast<int>(fd));
     execv(argv[0], argv.data());
     _exit(127);
   }

@@ -27,7 +27,13 @@ public:
   explicit engine_process(const std::string& data_dir, std::vector<std::string> args = {});
   ~engine_process();   // SIGKILL if still running
 
+  // SIGKILL if still running, then starts again with the same data dir and
+  // args, as the constructor does. port() is the new process's port.
+  void restart();
+
   uint16_t port() const { return port_; }
+  const std::string& data_dir() const { return data_dir_; }
+  const std::vector<std::string>& args() const { return args_; }
   bool running();
   // SIGTERM, then waits up to `deadline`; returns the exit status, or -1 if
   // it had to be killed.
@@ -41,6 +47,10 @@ public:
                                         bool msgpack = false);
 
 private:
+  void start();
+
+  std::string data_dir_;
+  std::vector<std::string> args_;
   int pid_ = -1;
   uint16_t port_ = 0;
 };
