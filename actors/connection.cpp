@@ -426,18 +426,22 @@ void on_down(self_ptr self, const caf::down_msg& dm) {
 }
 
 // Fault injection for tests (--fault-injection): kills a user or
-// conversation actor the way a crash would.
+// conversation actor, or this connection's own, the way a crash would.
 void handle_crash(self_ptr self, const json& f, req_id req, encoding enc) {
   auto& st = self->state;
   auto kind = f.value("kind", "");
   auto id = f.value("id", "");
+  if (kind == "conn") {   // no reply: the actor is gone
+    self->quit(caf::exit_reason::kill);
+    return;
+  }
   caf::actor target;
   if (kind == "user" && valid_user(id))
     target = st.ctx->dir->user(id);
   else if (auto c = parse_conv(id); kind == "conv" && c)
     target = st.ctx->dir->conversation(*c);
   if (!target) {
-    reply_error(self, req, {errc::bad_frame, "kind must be user or conv, with a valid id"}, enc);
+    reply_error(self, req, {errc::bad_frame, "kind must be conn, or user or conv with a valid id"}, enc);
     return;
   }
   caf::anon_send_exit(target, caf::exit_reason::kill);

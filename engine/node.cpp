@@ -76,7 +76,15 @@ struct node::impl {
       sink->close(1001, "going away");
       return std::make_shared<ignore_frames>();
     }
-    auto conn = sys->spawn(connection_actor, &ctx, std::move(sink));
+    auto conn = sys->spawn(connection_actor, &ctx, sink);
+    // A connection actor that dies abnormally (a crash, an uncaught
+    // exception) leaves nobody to close its socket. A normal exit follows
+    // the socket's own close, user_shutdown stop()'s 1001; a second close
+    // of a session already closing is a no-op.
+    conn->attach_functor([sink = std::move(sink)](const caf::error& reason) {
+      if (reason && reason != caf::exit_reason::user_shutdown)
+        sink->close(1011, "internal error");
+    });
     conns.emplace(conn.address(), conn);
     return std::make_shared<connection_bridge>(conn, [this](const caf::actor& c) {
       std::lock_guard<std::mutex> guard(conns_mtx);
