@@ -29,6 +29,16 @@ void reply(self_ptr self, const json& frame, encoding enc) {
   reply_bytes(self, encode_frame(frame, enc), enc);
 }
 
+// Every close of the sink goes through here: marked closing at once, so
+// no frame, push or event follows the close, and it is closed once.
+void close_with(self_ptr self, uint16_t code, std::string reason) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  st.closing = true;
+  st.sink->close(code, std::move(reason));
+}
+
 // Answers with an error; frames the client got wrong count towards the
 // bad-frame limit, after which the connection is closed with 1008.
 void reply_error(self_ptr self, req_id req, const failure& f, encoding enc) {
@@ -40,10 +50,8 @@ void reply_error(self_ptr self, req_id req, const failure& f, encoding enc) {
     case errc::too_large:
     case errc::unauthorized:
       st.ctx->metrics->bad_frames++;
-      if (++st.bad_streak >= max_bad_streak && !st.closing) {
-        st.closing = true;
-        st.sink->close(1008, "too many bad frames");
-      }
+      if (++st.bad_streak >= max_bad_streak)
+        close_with(self, 1008, "too many bad frames");
       break;
     default:
       break;
@@ -122,8 +130,7 @@ void on_tick(self_ptr self) {
   if (st.acked > st.progress_mark) {
     st.attempts = 0;
   } else if (++st.attempts > st.ctx->cfg.max_retransmits) {
-    st.closing = true;
-    st.sink->close(4002, "pushes not acknowledged");
+    close_with(self, 4002, "pushes not acknowledged");
     return;
   } else {
     for (const auto& entry : st.window)
@@ -407,7 +414,7 @@ void reattach(self_ptr self) {
           refill(self);
         }
       },
-      [=](caf::error&) { self->state.sink->close(1011, "inbox unavailable"); });
+      [=](caf::error&) { close_with(self, 1011, "inbox unavailable"); });
 }
 
 void on_down(self_ptr self, const caf::down_msg& dm) {
@@ -556,11 +563,7 @@ caf::behavior connection_actor(self_ptr self, const node_context* ctx,
     [=](timeline_atom, std::string& conv, uint64_t seq) { on_held_back(self, conv, seq); },
     [=](flush_atom) { flush_notifies(self); },
     [=](kick_atom, uint16_t code) {
-      auto& st = self->state;
-      if (!st.closing) {
-        st.closing = true;
-        st.sink->close(code, "replaced by a newer connection of this device");
-      }
+      close_with(self, code, "replaced by a newer connection of this device");
     },
     [=](closed_atom) {
       auto& st = self->state;

@@ -188,8 +188,10 @@ caf::behavior user_actor(self_ptr self, const node_context* ctx, std::string use
       tell_watchers(self, false);
   });
   return {
-    [=](register_atom, std::string& device, caf::actor& conn) -> uint64_t {
+    [=](register_atom, std::string& device, caf::actor& conn) -> caf::result<uint64_t> {
       auto& st = self->state;
+      if (st.ctx->cfg.fault_injection && st.ctx->refuse_next_register.exchange(false))
+        return make_error(errc::unavailable, "register refused (fault injection)");
       auto was_online = !st.devices.empty();
       auto& slot = st.devices[device];
       if (slot && slot != conn)   // same (user, device) again: replace
