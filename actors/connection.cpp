@@ -28,8 +28,8 @@ void reply(self_ptr self, const json& frame, encoding enc) {
   reply_bytes(self, encode_frame(frame, enc), enc);
 }
 
-// Every close the connection starts goes through here: from now on it
-// handles no frame and pushes nothing.
+// Every close of the sink goes through here: marked closing at once, so
+// no frame, push or event follows the close, and it is closed once.
 void close_with(self_ptr self, uint16_t code, std::string reason) {
   auto& st = self->state;
   if (st.closing)
@@ -453,18 +453,22 @@ void on_down(self_ptr self, const caf::down_msg& dm) {
 }
 
 // Fault injection for tests (--fault-injection): kills a user or
-// conversation actor the way a crash would.
+// conversation actor, or this connection's own, the way a crash would.
 void on_crash(self_ptr self, const json& f, origin o) {
   auto& st = self->state;
   auto kind = f.value("kind", "");
   auto id = f.value("id", "");
+  if (kind == "conn") {   // no reply: the actor is gone
+    self->quit(caf::exit_reason::kill);
+    return;
+  }
   caf::actor target;
   if (kind == "user" && valid_user(id))
     target = caf::actor_cast<caf::actor>(st.ctx->dir->user(id));
   else if (auto c = parse_conv(id); kind == "conv" && c)
     target = caf::actor_cast<caf::actor>(st.ctx->dir->conversation(*c));
   if (!target) {
-    reply_error(self, o.req, {errc::bad_frame, "kind must be user or conv, with a valid id"}, o.enc);
+    reply_error(self, o.req, {errc::bad_frame, "kind must be conn, or user or conv with a valid id"}, o.enc);
     return;
   }
   caf::anon_send_exit(target, caf::exit_reason::kill);

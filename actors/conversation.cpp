@@ -18,9 +18,9 @@ conversation_state::~conversation_state() {
   for (auto& kv : replies)
     kv.second.deliver(gone);
   for (auto& kv : inflight)
-    for (auto& w : *kv.second)
-      if (w.pending())
-        w.deliver(gone);
+    for (auto& w : *kv.second)   // one batch's waiters, under each of its cmids
+      if (w.rp.pending())
+        w.rp.deliver(gone);
 }
 
 namespace {
@@ -161,6 +161,19 @@ bool answer_committed(self_ptr self, const std::string& user,
   return true;
 }
 
+// A request naming a cmid that is in flight (in any position of its
+// batch) waits for that commit; true when it was parked.
+bool wait_inflight(self_ptr self, const std::string& user, std::vector<send_item>& items,
+                   caf::typed_response_promise<send_ack>& rp) {
+  auto& st = self->state;
+  for (const auto& item : items)
+    if (auto i = st.inflight.find(inflight_key(user, item.cmid)); i != st.inflight.end()) {
+      i->second->push_back({std::move(items), std::move(rp)});
+      return true;
+    }
+  return false;
+}
+
 // Read diffusion for rooms and for groups above the threshold: one shared
 // timeline, pushed through the node's fanout actor, no inbox copies.
 diffusion mode(const conversation_state& st) {
@@ -276,12 +289,7 @@ caf::result<send_ack> handle_send(self_ptr self, const std::string& user,
   if (!is_member(st, user))
     return make_error(errc::forbidden, "not a member of " + st.id.name);
   auto rp = self->make_response_promise<send_ack>();
-  if (auto i = st.inflight.find(inflight_key(user, items.front().cmid));
-      i != st.inflight.end()) {
-    i->second->push_back(rp);
-    return rp;
-  }
-  if (answer_committed(self, user, items, rp))
+  if (wait_inflight(self, user, items, rp) || answer_committed(self, user, items, rp))
     return rp;
   auto ts = now_ms();
   std::vector<message> msgs;
@@ -296,7 +304,7 @@ caf::result<send_ack> handle_send(self_ptr self, const std::string& user,
     m.prio = item.prio;
     msgs.push_back(std::move(m));
   }
-  auto waiters = std::make_shared<std::vector<caf::typed_response_promise<send_ack>>>();
+  auto waiters = std::make_shared<std::vector<conversation_state::waiter>>();
   for (const auto& m : msgs)
     st.inflight.emplace(inflight_key(user, m.cmid), waiters);
   auto settle = [self, user, msgs, waiters]() {
@@ -309,13 +317,17 @@ caf::result<send_ack> handle_send(self_ptr self, const std::string& user,
     if (e) {
       answer(self, reply, *e);
       for (auto& w : *waiters)
-        w.deliver(*e);
+        w.rp.deliver(*e);
       return;
     }
     self->state.ctx->metrics->messages_accepted += msgs.size();
     answer(self, reply, ack_of(msgs, false));
+    // Judged as resends now, not handed this batch's ack: a waiter may name
+    // part of it, or cmids still in flight elsewhere (it waits again).
     for (auto& w : *waiters)
-      w.deliver(ack_of(msgs, true));
+      if (!wait_inflight(self, user, w.items, w.rp)
+          && !answer_committed(self, user, w.items, w.rp))
+        w.rp.deliver(make_error(errc::unavailable, "resend"));   // dedupe entry gone already
   });
   return rp;
 }

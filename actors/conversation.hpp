@@ -24,10 +24,13 @@ struct conversation_state {
   uint64_t assigned = 0;    // last seq handed out
   uint64_t committed = 0;   // last seq the store confirmed
   uint64_t epoch = 0;       // bumps when a failed commit rolls `assigned` back
-  // Sends in flight by `user \0 cmid`: a resend waits for the original.
-  std::unordered_map<std::string,
-                     std::shared_ptr<std::vector<caf::typed_response_promise<send_ack>>>>
-    inflight;
+  // Sends in flight by `user \0 cmid`: a request naming any of them waits
+  // for that commit, then is judged against the dedupe table.
+  struct waiter {
+    std::vector<send_item> items;
+    caf::typed_response_promise<send_ack> rp;
+  };
+  std::unordered_map<std::string, std::shared_ptr<std::vector<waiter>>> inflight;
   // Fan-out to member inboxes.
   uint64_t fanout_done = 0;        // every seq <= this is in every inbox
   uint64_t fanout_persisted = 0;   // ... and the store knows it

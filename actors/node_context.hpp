@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+
 #include "actors/messages.hpp"
 
 #include "engine/config.hpp"
@@ -25,6 +27,9 @@ struct node_context {
   imengine::metrics* metrics = nullptr;
   mid_generator* mids = nullptr;
   directory* dir = nullptr;
+  // Fault injection (tests, with cfg.fault_injection): the next register
+  // at any user actor is refused, as by an inbox that cannot take it.
+  mutable std::atomic<bool> refuse_next_register{false};
 };
 
 } // namespace imengine

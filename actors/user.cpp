@@ -147,8 +147,10 @@ user_actor::behavior_type user_fun(self_ptr self, const node_context* ctx, std::
       tell_watchers(self, false);
   });
   return {
-    [=](register_atom, std::string& device, connection_actor& conn) -> uint64_t {
+    [=](register_atom, std::string& device, connection_actor& conn) -> caf::result<uint64_t> {
       auto& st = self->state;
+      if (st.ctx->cfg.fault_injection && st.ctx->refuse_next_register.exchange(false))
+        return make_error(errc::unavailable, "register refused (fault injection)");
       auto was_online = !st.devices.empty();
       auto& slot = st.devices[device];
       if (slot && slot != conn)   // same (user, device) again: replace

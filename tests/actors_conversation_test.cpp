@@ -5,6 +5,8 @@
 
 #include "tests/support/temp_dir.hpp"
 
+#include <algorithm>
+#include <future>
 #include <thread>
 
 #include "actors/conversation.hpp"
@@ -235,4 +237,77 @@ TEST_CASE("unread over 1,000 conversations reads the same keys however long thei
   auto long_history = cost_of_unread(convs * 51);
   CHECK(short_history == long_history);    // flat: no message is scanned
   CHECK(short_history <= 3 * convs + 2);   // about one key per position and per conversation
+}
+
+TEST_CASE("a cmid in flight in any position of a batch: the resend waits and is judged after the commit") {
+  fixture f;
+  caf::scoped_actor self{*f.sys};
+  // Hold the writer: every request below reaches the conversation's
+  // mailbox before the first commit can be answered, so they all find
+  // their originals in flight.
+  std::promise<void> release;
+  auto held = release.get_future().share();
+  self->send(f.ctx->writer, write_job{[held](storage::store&, storage::txn&) {
+    held.wait();
+    return errc::none;
+  }});
+  auto conv = f.dir_->conversation(*parse_conv("dm:alice:bob"));
+  auto ask = [&](std::vector<std::string> cmids) {
+    std::vector<send_item> items;
+    for (auto& c : cmids)
+      items.push_back(item(c, "body " + c));
+    return self->request(conv, 10s, send_atom::value, std::string{"alice"}, std::string{"dev"},
+                         std::move(items));
+  };
+  auto a = ask({"x", "y"});         // original, seqs 1-2
+  auto b = ask({"p", "q"});         // another original, seqs 3-4
+  auto mixed = ask({"z", "y"});     // y in flight (in a), z new
+  auto lone_y = ask({"y"});         // second cmid of a
+  auto lone_q = ask({"q"});         // second cmid of b: waits for b, not a
+  auto again_b = ask({"p", "q"});   // the whole of b again
+  release.set_value();
+  std::vector<caf::expected<send_ack>> r;
+  for (auto* h : {&a, &b, &mixed, &lone_y, &lone_q, &again_b})
+    h->receive([&](send_ack& x) { r.emplace_back(std::move(x)); },
+               [&](caf::error& e) { r.emplace_back(std::move(e)); });
+  REQUIRE(r.size() == 6);
+  if (!r[0] || !r[1])
+    FAIL("an original failed");
+  CHECK(r[0]->first_seq == 1);
+  CHECK(r[0]->last_seq == 2);
+  CHECK_FALSE(r[0]->dup);
+  CHECK(r[1]->first_seq == 3);
+  CHECK(r[1]->last_seq == 4);
+  REQUIRE(r[0]->mids.size() == 2);
+  REQUIRE(r[1]->mids.size() == 2);
+  if (r[2])
+    FAIL_CHECK("[z,y] with y committed was accepted, seqs " << r[2]->first_seq << ".." << r[2]->last_seq);
+  else
+    CHECK(to_failure(r[2].error()).code == errc::bad_frame);
+  if (!r[3])
+    FAIL("resend of y failed: " << caf::to_string(r[3].error()));
+  CHECK(r[3]->dup);
+  CHECK(r[3]->first_seq == 2);   // y's own seq and mid, not the batch's
+  CHECK(r[3]->mids == std::vector<uint64_t>{r[0]->mids[1]});
+  if (!r[4])
+    FAIL("resend of q failed: " << caf::to_string(r[4].error()));
+  CHECK(r[4]->dup);
+  CHECK(r[4]->first_seq == 4);
+  CHECK(r[4]->mids == std::vector<uint64_t>{r[1]->mids[1]});
+  if (!r[5])
+    FAIL("resend of [p,q] failed: " << caf::to_string(r[5].error()));
+  CHECK(r[5]->dup);
+  CHECK(r[5]->first_seq == 3);
+  CHECK(r[5]->last_seq == 4);
+  CHECK(r[5]->mids == r[1]->mids);
+  // The whole history: each cmid once, gapless.
+  auto t = f.store->read();
+  auto page = f.store->messages_after(t, "dm:alice:bob", 0, 100);
+  std::vector<std::string> cmids;
+  for (const auto& m : page.items)
+    cmids.push_back(m.cmid);
+  CHECK(std::count(cmids.begin(), cmids.end(), "y") == 1);
+  CHECK(cmids == std::vector<std::string>{"x", "y", "p", "q"});
+  for (size_t i = 0; i < page.items.size(); ++i)
+    CHECK(page.items[i].seq == i + 1);
 }

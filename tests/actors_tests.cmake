@@ -2,3 +2,5 @@
 imengine_test(actors_conversation_test SOURCES actors_conversation_test.cpp LIBS imengine_actors)
 # every type and interface message that crosses nodes, through CAF's serializer
 imengine_test(actors_wire_types_test SOURCES actors_wire_types_test.cpp LIBS imengine_actors)
+# the connection actor with a recording frame sink (what is sent after a close)
+imengine_test(actors_connection_test SOURCES actors_connection_test.cpp LIBS imengine_actors)

@@ -104,3 +104,17 @@ TEST_CASE("a conversation crashing mid-stream: resends complete it, gapless, eac
   for (size_t i = 0; i < inbox.size(); ++i)
     CHECK(inbox[i]["seq"] == i + 1);
 }
+
+TEST_CASE("a crashed connection actor closes its socket with 1011; other sessions keep working") {
+  temp_dir dir;
+  engine_process engine(dir.str(), {"--fault-injection"});
+  auto alice = engine.login("alice", "phone");
+  auto bob = engine.login("bob", "phone");
+  alice->send(json{{"t", "_crash"}, {"kind", "conn"}});
+  CHECK_MESSAGE(alice->wait_closed(5000ms), "socket still open after its connection actor died");
+  CHECK(alice->close_code().value_or(0) == 1011);
+  // The same engine serves bob and a new session of alice as before.
+  auto laptop = engine.login("alice", "laptop");
+  REQUIRE(bob->request(send_frame("dm:alice:bob", "b1", "still here"))["t"] == "ack");
+  CHECK(laptop->wait_for(is_push(1), 10000ms)["body"] == "still here");
+}
