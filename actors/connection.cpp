@@ -91,7 +91,8 @@ void refill(self_ptr self) {
     return;
   st.behind = false;
   st.refilling = true;
-  self->request(st.inbox, send_timeout, sync_atom::value, st.pushed, static_cast<uint32_t>(room))
+  ask(self, st.ctx, st.inbox, send_timeout, sync_atom::value, st.pushed,
+      static_cast<uint32_t>(room))
     .then(
       [=](inbox_page& page) {
         auto& st = self->state;
@@ -139,7 +140,7 @@ void on_ack(self_ptr self, uint64_t iseq) {
     st.window.pop_front();
   if (st.window.empty())
     st.window.shrink_to_fit();   // an idle connection keeps no window memory
-  self->send(st.inbox, ack_atom::value, st.device, iseq);
+  tell(self, st.ctx, st.inbox, ack_atom::value, st.device, iseq);
   refill(self);
 }
 
@@ -174,6 +175,8 @@ void on_ping(self_ptr self, const json&, origin o) {
   reply(self, pong_frame(o.req), o.enc);
 }
 
+void register_device(self_ptr self, const user_actor& inbox, const auth_req& a, origin o);
+
 void on_auth(self_ptr self, auth_req& a, origin o) {
   auto& st = self->state;
   if (st.authed) {
@@ -191,10 +194,16 @@ void on_auth(self_ptr self, auth_req& a, origin o) {
       return;
     }
   }
-  auto inbox = st.ctx->dir->user(a.user);
   // await: later frames of this connection wait until auth is settled.
-  self->request(inbox, auth_timeout, register_atom::value, a.device,
-                caf::actor_cast<connection_actor>(self))
+  with_user<true>(
+    self, st.ctx, nullptr, a.user,
+    [=](const user_actor& inbox) { register_device(self, inbox, a, o); },
+    [=](const caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); });
+}
+
+void register_device(self_ptr self, const user_actor& inbox, const auth_req& a, origin o) {
+  ask(self, self->state.ctx, inbox, auth_timeout, register_atom::value, a.device,
+      caf::actor_cast<connection_actor>(self))
     .await(
       [=](uint64_t head) {
         auto& st = self->state;
@@ -215,7 +224,7 @@ void on_auth(self_ptr self, auth_req& a, origin o) {
 
 // Answers a request's failure with its error.
 auto answer_error(self_ptr self, origin o) {
-  return [=](caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); };
+  return [=](const caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); };
 }
 
 // The conversation a frame names, or nullopt after answering bad_frame.
@@ -244,9 +253,12 @@ void send_items(self_ptr self, const std::string& conv, std::vector<send_item> i
   if (!c || dm_refused(self, *c, o))
     return;
   std::string cmid = batch ? std::string{} : items.front().cmid;
-  self->request(st.ctx->dir->conversation(*c), send_timeout, send_atom::value, st.user,
-                st.device, std::move(items))
-    .then(
+  with_conversation(
+    self, st.ctx, &st.convs, *c,
+    [=](const conversation_actor& h) mutable {
+      auto& st = self->state;
+      ask(self, st.ctx, h, send_timeout, send_atom::value, st.user, st.device, std::move(items))
+        .then(
       [=](send_ack& a) {
         if (batch)
           reply(self, ack_batch_frame(o.req, a.conv, a.first_seq, a.last_seq, a.mids, a.dup),
@@ -258,6 +270,8 @@ void send_items(self_ptr self, const std::string& conv, std::vector<send_item> i
                       o.enc);
       },
       answer_error(self, o));
+    },
+    answer_error(self, o));
 }
 
 void on_send(self_ptr self, send_req& r, origin o) {
@@ -272,19 +286,37 @@ void on_client_ack(self_ptr self, ack_req& r, origin) {
   on_ack(self, r.iseq);
 }
 
+// The user's inbox, or false after answering that its node is down.
+bool inbox_up(self_ptr self, origin o) {
+  if (self->state.inbox)
+    return true;
+  reply_error(self, o.req,
+              {errc::unavailable, "the node of " + self->state.user + " is unavailable"}, o.enc);
+  return false;
+}
+
 void on_sync(self_ptr self, sync_req& r, origin o) {
   auto& st = self->state;
+  if (!inbox_up(self, o))
+    return;
   on_ack(self, r.after);   // asking for the next page acks the previous
-  self->request(st.inbox, send_timeout, sync_atom::value, r.after, r.limit)
+  ask(self, st.ctx, st.inbox, send_timeout, sync_atom::value, r.after, r.limit)
     .then([=](inbox_page& page) { reply(self, sync_result_frame(o.req, page.items, page.more), o.enc); },
           answer_error(self, o));
+}
+
+// The reader of the node that owns `conv`; an invalid handle while that
+// node is down (a request to it fails at once).
+reader_actor reader_of(self_ptr self, const std::string& conv) {
+  return self->state.ctx->dir->reader_of(conv);
 }
 
 void on_history(self_ptr self, history_req& r, origin o) {
   auto& st = self->state;
   history_query q{r.conv, r.after.value_or(0), r.before.value_or(0), r.before.has_value(),
                   r.limit};
-  self->request(st.ctx->reader, send_timeout, history_atom::value, st.user, std::move(q))
+  ask(self, st.ctx, reader_of(self, r.conv), send_timeout, history_atom::value, st.user,
+      std::move(q))
     .then(
       [=](message_page& page) {
         reply(self, history_result_frame(o.req, r.conv, page.items, page.more), o.enc);
@@ -304,15 +336,45 @@ void event(self_ptr self, const json& frame) {
 // later unread in order, so the unread counts the read.
 void on_read(self_ptr self, read_req& r, origin o) {
   auto& st = self->state;
-  self->request(st.ctx->reader, send_timeout, read_atom::value, st.user, r.conv, r.seq, st.device)
+  ask(self, st.ctx, reader_of(self, r.conv), send_timeout, read_atom::value, st.user, r.conv,
+      r.seq, st.device)
     .then([](ok_atom) {}, answer_error(self, o));
 }
 
+// Every node's reader counts the conversations it holds; the answer is
+// complete or an error (a node that is down may hold some of them).
 void on_unread(self_ptr self, const json&, origin o) {
   auto& st = self->state;
-  self->request(st.ctx->reader, send_timeout, unread_atom::value, st.user)
-    .then([=](std::vector<unread_entry>& convs) { reply(self, unread_result_frame(o.req, convs), o.enc); },
-          answer_error(self, o));
+  auto readers = st.ctx->dir->readers();
+  for (const auto& [node, reader] : readers)
+    if (!reader) {
+      reply_error(self, o.req, to_failure(node_unavailable(node)), o.enc);
+      return;
+    }
+  struct gather {
+    size_t waiting = 0;
+    bool failed = false;
+    std::vector<unread_entry> convs;
+  };
+  auto g = std::make_shared<gather>();
+  g->waiting = readers.size();
+  for (const auto& [node, reader] : readers)
+    ask(self, st.ctx, reader, send_timeout, unread_atom::value, st.user)
+      .then(
+        [=](std::vector<unread_entry>& convs) {
+          if (g->failed)
+            return;
+          g->convs.insert(g->convs.end(), convs.begin(), convs.end());
+          if (--g->waiting > 0)
+            return;
+          std::sort(g->convs.begin(), g->convs.end(),
+                    [](const auto& a, const auto& b) { return a.conv < b.conv; });
+          reply(self, unread_result_frame(o.req, g->convs), o.enc);
+        },
+        [=](caf::error& e) {
+          if (!std::exchange(g->failed, true))
+            reply_error(self, o.req, to_failure(e), o.enc);
+        });
 }
 
 void on_typing(self_ptr self, conv_req& r, origin o) {
@@ -320,16 +382,25 @@ void on_typing(self_ptr self, conv_req& r, origin o) {
   auto c = conv_of(self, r.conv, o);
   if (!c || dm_refused(self, *c, o))
     return;
-  self->request(st.ctx->dir->conversation(*c), send_timeout, typing_atom::value, st.user)
-    .then([](ok_atom) {}, answer_error(self, o));
+  with_conversation(
+    self, st.ctx, &st.convs, *c,
+    [=](const conversation_actor& h) {
+      ask(self, self->state.ctx, h, send_timeout, typing_atom::value, self->state.user)
+        .then([](ok_atom) {}, answer_error(self, o));
+    },
+    answer_error(self, o));
 }
 
 void change_group(self_ptr self, const conv_id& c, group_op op, std::vector<std::string> users,
                   origin o) {
   auto& st = self->state;
-  self->request(st.ctx->dir->conversation(c), send_timeout, group_atom::value, op, st.user,
-                std::move(users))
-    .then([=](ok_atom) { reply(self, ok_frame(o.req), o.enc); }, answer_error(self, o));
+  with_conversation(
+    self, st.ctx, &st.convs, c,
+    [=](const conversation_actor& h) {
+      ask(self, self->state.ctx, h, send_timeout, group_atom::value, op, self->state.user, users)
+        .then([=](ok_atom) { reply(self, ok_frame(o.req), o.enc); }, answer_error(self, o));
+    },
+    answer_error(self, o));
 }
 
 // group_create, group_add, group_remove (parse_members checks the g: id)
@@ -354,7 +425,7 @@ void on_room(self_ptr self, conv_req& r, origin o) {
 
 void on_group_info(self_ptr self, conv_req& r, origin o) {
   auto& st = self->state;
-  self->request(st.ctx->reader, send_timeout, info_atom::value, st.user, r.conv)
+  ask(self, st.ctx, reader_of(self, r.conv), send_timeout, info_atom::value, st.user, r.conv)
     .then(
       [=](group_info& g) {
         reply(self,
@@ -399,16 +470,25 @@ void flush_notifies(self_ptr self) {
 }
 
 // The current state of each user now, their changes later.
+void arm_rejoin(self_ptr self);
+
 void subscribe_presence(self_ptr self, const std::string& user) {
   auto& st = self->state;
-  auto target = st.ctx->dir->user(user);
-  if (!target)
-    return;
-  if (st.watched.emplace(target.address(), user).second)
-    self->monitor(target);
-  self->request(target, send_timeout, watch_atom::value, caf::actor_cast<connection_actor>(self))
-    .then([=](bool online) { event(self, presence_frame(user, online)); },
-          [](caf::error&) {});
+  auto later = [=](const caf::error&) {   // the user's node is down: once it is back
+    self->state.unwatched.push_back(user);
+    arm_rejoin(self);
+  };
+  with_user(
+    self, st.ctx, &st.users, user,
+    [=](const user_actor& target) {
+      auto& st = self->state;
+      if (st.watched.emplace(target.address(), user).second)
+        self->monitor(target);
+      ask(self, st.ctx, target, send_timeout, watch_atom::value,
+          caf::actor_cast<connection_actor>(self))
+        .then([=](bool online) { event(self, presence_frame(user, online)); }, later);
+    },
+    later);
 }
 
 void on_presence_sub(self_ptr self, presence_sub_req& r, origin) {
@@ -418,23 +498,65 @@ void on_presence_sub(self_ptr self, presence_sub_req& r, origin) {
 
 // The user actor is gone (a crash): register with its successor, which
 // rebuilt its state from LMDB, and push whatever this connection missed.
+// When the user is owned here, an inbox that does not take the connection
+// back is a fault (1011); on another node, it is down: try again later,
+// keeping the connection.
 void reattach(self_ptr self) {
   auto& st = self->state;
-  st.inbox = st.ctx->dir->user(st.user);
-  if (!st.inbox)
-    return;   // shutting down
-  self->monitor(st.inbox);
-  self->request(st.inbox, send_timeout, register_atom::value, st.device,
-                caf::actor_cast<connection_actor>(self))
-    .then(
-      [=](uint64_t head) {
-        auto& st = self->state;
-        if (head > st.pushed) {
-          st.behind = true;
-          refill(self);
-        }
-      },
-      [=](caf::error&) { close_with(self, 1011, "inbox unavailable"); });
+  st.inbox = nullptr;
+  auto failed = [=](const caf::error&) {
+    auto& st = self->state;
+    if (st.ctx->dir->owns(st.user)) {
+      close_with(self, 1011, "inbox unavailable");
+      return;
+    }
+    st.inbox_lost = true;
+    arm_rejoin(self);
+  };
+  with_user(
+    self, st.ctx, &st.users, st.user,
+    [=](const user_actor& inbox) {
+      auto& st = self->state;
+      ask(self, st.ctx, inbox, send_timeout, register_atom::value, st.device,
+          caf::actor_cast<connection_actor>(self))
+        .then(
+          [=](uint64_t head) {
+            auto& st = self->state;
+            st.inbox = inbox;
+            st.inbox_lost = false;
+            self->monitor(inbox);
+            if (head > st.pushed) {
+              st.behind = true;
+              refill(self);
+            }
+          },
+          failed);
+    },
+    failed);
+}
+
+void arm_rejoin(self_ptr self) {
+  auto& st = self->state;
+  if (st.rejoin_armed || st.closing)
+    return;
+  st.rejoin_armed = true;
+  self->delayed_send(self, st.rejoin_delay, rejoin_atom::value);
+  st.rejoin_delay = std::min(st.rejoin_delay * 2, std::chrono::milliseconds(2000));
+}
+
+void on_rejoin(self_ptr self) {
+  auto& st = self->state;
+  st.rejoin_armed = false;
+  if (st.closing)
+    return;
+  if (st.inbox_lost)
+    reattach(self);
+  auto users = std::move(st.unwatched);
+  st.unwatched.clear();
+  for (const auto& u : users)
+    subscribe_presence(self, u);
+  if (!st.inbox_lost && st.unwatched.empty())
+    st.rejoin_delay = std::chrono::milliseconds(250);
 }
 
 void on_down(self_ptr self, const caf::down_msg& dm) {
@@ -578,6 +700,7 @@ connection_actor::behavior_type connection_fun(self_ptr self, const node_context
     },
     [=](held_atom, std::string& conv, uint64_t seq) { on_held_back(self, conv, seq); },
     [=](notify_atom) { flush_notifies(self); },
+    [=](rejoin_atom) { on_rejoin(self); },
     [=](kick_atom, uint16_t code) {
       close_with(self, code, "replaced by a newer connection of this device");
     },

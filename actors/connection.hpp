@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 
 #include "actors/messages.hpp"
+#include "actors/route.hpp"
 #include "engine/frame.hpp"
 #include "engine/frame_sink.hpp"
 
@@ -42,6 +43,15 @@ struct connection_state {
   bool notify_timer_armed = false;
   // user actors watched for presence (resubscribed if they restart)
   std::unordered_map<caf::actor_addr, std::string> watched;
+  // While the node of the user, or of a watched user, is down: retried
+  // with backoff until it is back.
+  bool inbox_lost = false;
+  std::vector<std::string> unwatched;
+  bool rejoin_armed = false;
+  std::chrono::milliseconds rejoin_delay{250};
+  // Actors on other nodes being looked up; work for them waits in order.
+  lookups<user_actor> users;
+  lookups<conversation_actor> convs;
   static inline const char* name = "connection";
 };
 

@@ -8,6 +8,7 @@
 #include "actors/directory.hpp"
 #include "actors/fanout.hpp"
 #include "actors/node_context.hpp"
+#include "actors/route.hpp"
 #include "engine/rules.hpp"
 #include "storage/store.hpp"
 
@@ -27,8 +28,9 @@ namespace {
 
 using self_ptr = conversation_actor::stateful_pointer<conversation_state>;
 
-constexpr auto fanout_timeout = std::chrono::seconds(30);
-constexpr auto fanout_retry = std::chrono::seconds(1);
+constexpr auto fanout_timeout = std::chrono::seconds(30);   // remote: route.hpp's bound
+constexpr auto first_retry = std::chrono::milliseconds(1000);
+constexpr auto max_retry = std::chrono::milliseconds(16000);
 
 diffusion mode(const conversation_state& st);
 void load_state(self_ptr self);
@@ -67,7 +69,10 @@ void fanout_failed(self_ptr self, uint64_t round) {
   if (round != st.round || st.fanout_retry_scheduled)
     return;
   st.fanout_retry_scheduled = true;
-  self->delayed_send(self, fanout_retry, refanout_atom::value);
+  // Backs off while a member's node stays down: each retry resends from
+  // the watermark.
+  self->delayed_send(self, st.retry_delay, refanout_atom::value);
+  st.retry_delay = std::min(st.retry_delay * 2, max_retry);
 }
 
 void fanout_confirmed(self_ptr self, uint64_t round, uint64_t seq) {
@@ -81,6 +86,7 @@ void fanout_confirmed(self_ptr self, uint64_t round, uint64_t seq) {
   auto done = st.outstanding.empty() ? st.committed : st.outstanding.begin()->first - 1;
   if (done > st.fanout_done) {
     st.fanout_done = done;
+    st.retry_delay = first_retry;
     persist_fanout(self);
   }
 }
@@ -96,9 +102,14 @@ void start_fanout(self_ptr self, const message& m, const std::vector<std::string
   if (audience.empty())
     fanout_confirmed(self, round, seq);   // nobody to copy to: done at once
   for (const auto& member : audience) {
-    self->request(st.ctx->dir->user(member), fanout_timeout, deliver_atom::value, m)
-      .then([=](ok_atom) { fanout_confirmed(self, round, seq); },
-            [=](caf::error&) { fanout_failed(self, round); });
+    with_user(
+      self, st.ctx, &st.inboxes, member,
+      [=](const user_actor& inbox) {
+        ask(self, self->state.ctx, inbox, fanout_timeout, deliver_atom::value, m)
+          .then([=](ok_atom) { fanout_confirmed(self, round, seq); },
+                [=](caf::error&) { fanout_failed(self, round); });
+      },
+      [=](const caf::error&) { fanout_failed(self, round); });
   }
 }
 
@@ -180,11 +191,22 @@ diffusion mode(const conversation_state& st) {
   return diffusion_for(st.id.kind, st.members.size(), st.ctx->cfg.large_group);
 }
 
+// To this node's fanout actor and every up peer's: one message per node,
+// never one per member. `timeline`: a message, counted when it crosses.
+template <class... Ts>
+void to_fanouts(self_ptr self, bool timeline, const Ts&... xs) {
+  auto* ctx = self->state.ctx;
+  self->send(ctx->fanout, xs...);
+  for (const auto& [name, fanout] : ctx->dir->peer_fanouts()) {
+    tell(self, ctx, fanout, xs...);
+    if (timeline)
+      ctx->metrics->cluster_timeline_sent++;
+  }
+}
+
 void tell_fanout(self_ptr self, std::vector<std::string> added, std::vector<std::string> removed,
                  bool reset) {
-  auto& st = self->state;
-  self->send(st.ctx->fanout, members_atom::value, st.id.name, std::move(added),
-             std::move(removed), reset);
+  to_fanouts(self, false, members_atom::value, self->state.id.name, added, removed, reset);
 }
 
 // Parks a reply until its commit: the state answers it if the actor dies.
@@ -261,7 +283,7 @@ void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
         self->state.committed = msgs.back().seq;
         for (const auto& m : msgs) {
           if (timeline)
-            self->send(self->state.ctx->fanout, timeline_atom::value, m);
+            to_fanouts(self, true, timeline_atom::value, m);
           start_fanout(self, m, timeline ? std::vector<std::string>{} : audience);
         }
         done(nullptr);
@@ -499,29 +521,45 @@ conversation_actor::behavior_type conversation_fun(self_ptr self, const node_con
            [=](caf::error& e) { self->quit(e); });
   return {
     [=](send_atom, std::string& user, std::string& device, std::vector<send_item>& items) {
+      count_received(self, self->state.ctx);
       return handle_send(self, user, device, items);
     },
     [=](group_atom, group_op op, std::string& actor, std::vector<std::string>& users) {
+      count_received(self, self->state.ctx);
       return handle_group(self, op, actor, users);
     },
     [=](refanout_atom) {
       self->state.fanout_retry_scheduled = false;
       refanout(self);
     },
+    // A node's fanout actor came up (again): it needs the membership of
+    // this timeline before the messages that follow.
+    [=](resync_atom, fanout_actor& fanout) {
+      auto& st = self->state;
+      if (mode(st) == diffusion::timeline)
+        tell(self, st.ctx, fanout, members_atom::value, st.id.name, st.members,
+             std::vector<std::string>{}, true);
+    },
     // Typing is relayed to the other members' inboxes, never stored.
     [=](typing_atom, std::string& user) -> caf::result<ok_atom> {
       auto& st = self->state;
+      count_received(self, st.ctx);
       if (st.id.kind == conv_kind::group && st.assigned == 0)
         return make_error(errc::not_found, "no such group " + st.id.name);
       if (!is_member(st, user))
         return make_error(errc::forbidden, "not a member of " + st.id.name);
-      if (mode(st) == diffusion::timeline) {   // online members only, through this node's fanout
-        self->send(st.ctx->fanout, typing_atom::value, st.id.name, user);
+      if (mode(st) == diffusion::timeline) {   // online members only, through the fanouts
+        to_fanouts(self, false, typing_atom::value, st.id.name, user);
         return ok_atom::value;
       }
       for (const auto& member : st.members)
         if (member != user)
-          self->send(st.ctx->dir->user(member), typing_atom::value, st.id.name, user);
+          with_user(
+            self, st.ctx, &st.inboxes, member,
+            [=](const user_actor& inbox) {
+              tell(self, self->state.ctx, inbox, typing_atom::value, self->state.id.name, user);
+            },
+            [](const caf::error&) {});   // never stored: a typing lost is no loss
       return ok_atom::value;
     },
   };

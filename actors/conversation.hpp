@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -10,6 +11,7 @@
 #include <caf/all.hpp>
 
 #include "actors/messages.hpp"
+#include "actors/route.hpp"
 #include "engine/ids.hpp"
 
 namespace imengine {
@@ -36,6 +38,8 @@ struct conversation_state {
   uint64_t fanout_persisted = 0;   // ... and the store knows it
   bool fanout_write_pending = false;
   bool fanout_retry_scheduled = false;
+  std::chrono::milliseconds retry_delay{1000};   // grows while retries fail
+  lookups<user_actor> inboxes;   // members' inboxes on other nodes, being looked up
   uint64_t round = 0;              // replies of older rounds are ignored
   std::map<uint64_t, size_t> outstanding;   // seq -> copies not yet confirmed
   // Replies owed to requesters, answered after their commit. If the actor

@@ -5,6 +5,7 @@
 #include "actors/conversation.hpp"
 #include "actors/node_context.hpp"
 #include "actors/user.hpp"
+#include "engine/cluster.hpp"
 
 namespace imengine {
 
@@ -54,16 +55,122 @@ Handle directory::find_or_spawn(std::unordered_map<std::string, Handle>& map,
   return h;
 }
 
+template <class Handle>
+void directory::remember_in(std::unordered_map<std::string, Handle>& map, const std::string& key,
+                            const Handle& h) {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  if (closed_ || !h)
+    return;
+  auto [i, added] = map.emplace(key, h);
+  if (!added && i->second == h)
+    return;
+  i->second = h;
+  // The proxy dies with its actor or with the link to its node.
+  auto addr = h.address();
+  h->attach_functor([this, &map, key, addr] {
+    std::lock_guard<std::recursive_mutex> guard(mtx_);
+    if (auto i = map.find(key); i != map.end() && i->second.address() == addr)
+      map.erase(i);
+  });
+}
+
+const std::string& directory::self() const {
+  return ctx_->cluster->self();
+}
+
+const std::string& directory::owner(const std::string& key) const {
+  return ctx_->cluster->owner(key);
+}
+
 user_actor directory::user(const std::string& id) {
+  if (!owns(id)) {
+    std::lock_guard<std::recursive_mutex> guard(mtx_);
+    auto i = remote_users_.find(id);
+    return i == remote_users_.end() ? user_actor{} : i->second;
+  }
   // Users come back on their next lookup: their connections look them up
   // as soon as they see them go.
   return find_or_spawn(users_, id, [&] { return sys_.spawn(user_fun, ctx_, id); }, nullptr);
 }
 
 conversation_actor directory::conversation(const conv_id& id) {
+  if (!owns(id.name)) {
+    std::lock_guard<std::recursive_mutex> guard(mtx_);
+    auto i = remote_convs_.find(id.name);
+    return i == remote_convs_.end() ? conversation_actor{} : i->second;
+  }
   return find_or_spawn(
     convs_, id.name, [&] { return sys_.spawn(conversation_fun, ctx_, id); },
     [this, id] { conversation(id); });
+}
+
+void directory::remember(const std::string& id, const user_actor& h) {
+  remember_in(remote_users_, id, h);
+}
+
+void directory::remember(const std::string& conv, const conversation_actor& h) {
+  remember_in(remote_convs_, conv, h);
+}
+
+void directory::peer_up(const std::string& name, peer_link link) {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  peers_[name] = std::move(link);
+}
+
+void directory::peer_down(const std::string& name) {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  peers_.erase(name);
+}
+
+std::optional<peer_link> directory::peer(const std::string& name) const {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  auto i = peers_.find(name);
+  return i == peers_.end() ? std::nullopt : std::optional<peer_link>{i->second};
+}
+
+std::string directory::peer_name(const caf::node_id& id) const {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  for (const auto& kv : peers_)
+    if (kv.second.node.node() == id)
+      return kv.first;
+  return {};
+}
+
+std::vector<std::pair<std::string, bool>> directory::peer_states() const {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  std::vector<std::pair<std::string, bool>> out;
+  for (const auto& name : ctx_->cluster->nodes())
+    if (name != self())
+      out.emplace_back(name, peers_.count(name) > 0);
+  return out;
+}
+
+std::vector<std::pair<std::string, fanout_actor>> directory::peer_fanouts() const {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  std::vector<std::pair<std::string, fanout_actor>> out;
+  for (const auto& kv : peers_)
+    out.emplace_back(kv.first, kv.second.fanout);
+  return out;
+}
+
+reader_actor directory::reader_of(const std::string& key) const {
+  auto& node = owner(key);
+  if (node == self())
+    return ctx_->reader;
+  auto p = peer(node);
+  return p ? p->reader : reader_actor{};
+}
+
+std::vector<std::pair<std::string, reader_actor>> directory::readers() const {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  std::vector<std::pair<std::string, reader_actor>> out{{self(), ctx_->reader}};
+  for (const auto& name : ctx_->cluster->nodes()) {
+    if (name == self())
+      continue;
+    auto i = peers_.find(name);
+    out.emplace_back(name, i == peers_.end() ? reader_actor{} : i->second.reader);
+  }
+  return out;
 }
 
 std::vector<caf::actor_addr> directory::all() const {
@@ -76,11 +183,22 @@ std::vector<caf::actor_addr> directory::all() const {
   return out;
 }
 
+std::vector<conversation_actor> directory::conversations() const {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  std::vector<conversation_actor> out;
+  for (auto& kv : convs_)
+    out.push_back(kv.second);
+  return out;
+}
+
 void directory::close() {
   std::lock_guard<std::recursive_mutex> guard(mtx_);
   closed_ = true;
   users_.clear();
   convs_.clear();
+  remote_users_.clear();
+  remote_convs_.clear();
+  peers_.clear();
 }
 
 } // namespace imengine

@@ -3,8 +3,10 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -16,21 +18,58 @@ namespace imengine {
 
 struct node_context;
 
-// Finds the actor of a user or conversation, spawning it on first use. An
-// actor that terminates is forgotten, so the next lookup spawns a fresh one
-// that rebuilds its state from LMDB. A conversation that crashes is
-// respawned at once (it may have a fan-out to finish), at most
-// `max_restarts` times in `restart_window` per conversation. Thread-safe:
-// called from actors on any scheduler thread.
+// A peer node while it is up, as this node reaches it.
+struct peer_link {
+  node_actor node;
+  fanout_actor fanout;
+  reader_actor reader;
+};
+
+// Finds the actor of a user or conversation on its owner node. Owned here:
+// spawned on first use; an actor that terminates is forgotten, so the next
+// lookup spawns a fresh one that rebuilds its state from LMDB, and a
+// conversation that crashes is respawned at once (it may have a fan-out to
+// finish), at most `max_restarts` times in `restart_window`. Owned by a
+// peer: the handle that peer handed out, remembered until its actor or the
+// link to the peer dies (route.hpp asks the peer for it). Also the table
+// of peers that are up. Thread-safe: called from actors on any thread.
 class directory {
 public:
   directory(caf::actor_system& sys, const node_context* ctx);
 
+  // This node's own name, and the owner of a user or conversation.
+  const std::string& self() const;
+  const std::string& owner(const std::string& key) const;
+  bool owns(const std::string& key) const { return owner(key) == self(); }
+
+  // The local actor (spawned if needed) when owned here; else the
+  // remembered remote one, or an invalid handle.
   user_actor user(const std::string& id);
   conversation_actor conversation(const conv_id& id);
+  // Remembers a remote handle until its proxy dies.
+  void remember(const std::string& id, const user_actor& h);
+  void remember(const std::string& conv, const conversation_actor& h);
 
-  // Every live user and conversation actor (for shutdown).
+  // ---- peers (set by the cluster actor)
+  void peer_up(const std::string& name, peer_link link);
+  void peer_down(const std::string& name);
+  std::optional<peer_link> peer(const std::string& name) const;   // up peers only
+  // The name of the up peer with this CAF node id ("" if none).
+  std::string peer_name(const caf::node_id& id) const;
+  // Every configured peer and whether it is up, by name.
+  std::vector<std::pair<std::string, bool>> peer_states() const;
+  // The fanout actors of every up peer (this node's is ctx->fanout).
+  std::vector<std::pair<std::string, fanout_actor>> peer_fanouts() const;
+  // The reader of the node that owns `key`: invalid while it is down.
+  reader_actor reader_of(const std::string& key) const;
+  // The readers of every configured node, this one first; a node that is
+  // down has an invalid handle.
+  std::vector<std::pair<std::string, reader_actor>> readers() const;
+
+  // Every live local user and conversation actor (for shutdown).
   std::vector<caf::actor_addr> all() const;
+  // Every live local conversation actor (to resync a peer's fanout).
+  std::vector<conversation_actor> conversations() const;
 
   // Forgets every handle; from now on lookups return an invalid handle
   // (requests to it fail at once), so that nothing spawns during shutdown.
@@ -43,6 +82,9 @@ private:
   template <class Handle, class Spawn>
   Handle find_or_spawn(std::unordered_map<std::string, Handle>& map, const std::string& key,
                        Spawn spawn, std::function<void()> on_crash);
+  template <class Handle>
+  void remember_in(std::unordered_map<std::string, Handle>& map, const std::string& key,
+                   const Handle& h);
   bool may_restart(const std::string& key);
 
   caf::actor_system& sys_;
@@ -52,6 +94,9 @@ private:
   mutable std::recursive_mutex mtx_;
   std::unordered_map<std::string, user_actor> users_;
   std::unordered_map<std::string, conversation_actor> convs_;
+  std::unordered_map<std::string, user_actor> remote_users_;
+  std::unordered_map<std::string, conversation_actor> remote_convs_;
+  std::unordered_map<std::string, peer_link> peers_;   // up peers
   bool closed_ = false;
   // key -> recent restart times
   std::unordered_map<std::string, std::vector<std::chrono::steady_clock::time_point>> restarts_;

@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "actors/route.hpp"
 #include "engine/frame_writer.hpp"
 
 namespace imengine {
@@ -87,7 +88,10 @@ fanout_actor::behavior_type fanout_fun(self_ptr self, const node_context* ctx) {
       if (members.empty())
         self->state.subs.erase(conv);
     },
-    [=](timeline_atom, message& m) { deliver(self, m); },
+    [=](timeline_atom, message& m) {
+      count_received(self, ctx);
+      deliver(self, m);
+    },
     [=](typing_atom, std::string& conv, std::string& from) {
       for_online_members(self, conv, [&](const std::string& user, const std::vector<local_conn>& conns) {
         if (user != from)

@@ -26,8 +26,8 @@ failure to_failure(const caf::error& e) {
   }
   if (e == caf::sec::request_timeout)
     return {errc::unavailable, "request timed out"};
-  if (e == caf::sec::invalid_argument)   // the directory is closed
-    return {errc::unavailable, "node is shutting down"};
+  if (e == caf::sec::invalid_argument)   // no handle: its node is down, or this one stopping
+    return {errc::unavailable, "the owner's node is down or stopping"};
   if (e == caf::sec::request_receiver_down)
     return {errc::unavailable, "owner actor is down, retry"};
   return {errc::internal, "internal error"};

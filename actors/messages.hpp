@@ -59,6 +59,11 @@ using watch_atom = caf::atom_constant<caf::atom("watch")>;          // subscribe
 using presence_atom = caf::atom_constant<caf::atom("presence")>;    // online state changed
 using history_atom = caf::atom_constant<caf::atom("history")>;      // a page of a timeline
 using info_atom = caf::atom_constant<caf::atom("info")>;            // a group's members and mode
+using hello_atom = caf::atom_constant<caf::atom("hello")>;          // a peer node introduces itself
+using user_atom = caf::atom_constant<caf::atom("user")>;            // the actor of a user
+using conv_atom = caf::atom_constant<caf::atom("conv")>;            // the actor of a conversation
+using resync_atom = caf::atom_constant<caf::atom("resync")>;        // a fanout (re)joined
+using rejoin_atom = caf::atom_constant<caf::atom("rejoin")>;        // retry what a node's death broke
 using ok_atom = caf::ok_atom;
 
 // ---- payloads
@@ -122,7 +127,8 @@ using connection_actor = caf::typed_actor<
   caf::reacts_to<presence_atom, std::string, bool>,                // user, online
   caf::reacts_to<held_atom, std::string, uint64_t>,                // from fanout: conv, seq
   caf::reacts_to<retransmit_atom>,                                 // own timer
-  caf::reacts_to<notify_atom>>;                                    // own timer
+  caf::reacts_to<notify_atom>,                                     // own timer
+  caf::reacts_to<rejoin_atom>>;                                    // own timer
 
 // One per user: the inbox (actors/user.hpp).
 using user_actor = caf::typed_actor<
@@ -136,15 +142,6 @@ using user_actor = caf::typed_actor<
   caf::reacts_to<typing_atom, std::string, std::string>,              // conv, user
   caf::replies_to<watch_atom, connection_actor>::with<bool>,          // -> online now
   caf::reacts_to<persist_atom>>;                                      // own timer
-
-// One per conversation: the only writer of its timeline (actors/conversation.hpp).
-using conversation_actor = caf::typed_actor<
-  // user, device, messages
-  caf::replies_to<send_atom, std::string, std::string, std::vector<send_item>>::with<send_ack>,
-  // op, acting user, users
-  caf::replies_to<group_atom, group_op, std::string, std::vector<std::string>>::with<ok_atom>,
-  caf::replies_to<typing_atom, std::string>::with<ok_atom>,          // user
-  caf::reacts_to<refanout_atom>>;                                    // own timer
 
 // One per node: the read side of what the node's store holds: history,
 // group info, read positions and unread counts (actors/reader.hpp).
@@ -172,6 +169,30 @@ using fanout_actor = caf::typed_actor<
                  bool>,
   caf::reacts_to<timeline_atom, message>,
   caf::reacts_to<typing_atom, std::string, std::string>>;            // conv, user
+
+// One per conversation: the only writer of its timeline (actors/conversation.hpp).
+using conversation_actor = caf::typed_actor<
+  // user, device, messages
+  caf::replies_to<send_atom, std::string, std::string, std::vector<send_item>>::with<send_ack>,
+  // op, acting user, users
+  caf::replies_to<group_atom, group_op, std::string, std::vector<std::string>>::with<ok_atom>,
+  caf::replies_to<typing_atom, std::string>::with<ok_atom>,          // user
+  caf::reacts_to<refanout_atom>,                                     // own timer
+  caf::reacts_to<resync_atom, fanout_actor>>;                        // a node's fanout came up
+
+// What a node tells a peer that connects: its per-node actors.
+struct node_hello {
+  std::string node;
+  fanout_actor fanout;
+  reader_actor reader;
+};
+
+// One per node, published on the cluster port: how other nodes reach
+// the actors this node owns (actors/cluster.hpp).
+using node_actor = caf::typed_actor<
+  caf::replies_to<hello_atom, std::string>::with<node_hello>,        // the caller's node name
+  caf::replies_to<user_atom, std::string>::with<user_actor>,          // find or spawn
+  caf::replies_to<conv_atom, std::string>::with<conversation_actor>>; // find or spawn
 
 // One per node: the only LMDB writer (actors/storage_writer.hpp).
 using writer_actor = caf::typed_actor<
@@ -218,6 +239,11 @@ typename Inspector::result_type inspect(Inspector& f, history_query& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, message_page& x) {
   return f(caf::meta::type_name("message_page"), x.items, x.more);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_hello& x) {
+  return f(caf::meta::type_name("node_hello"), x.node, x.fanout, x.reader);
 }
 
 template <class Inspector>

@@ -1,5 +1,9 @@
 #include "actors/node_actors.hpp"
 
+#include <stdexcept>
+
+#include <caf/io/all.hpp>
+
 #include "actors/fanout.hpp"
 #include "actors/messages.hpp"
 #include "actors/reader.hpp"
@@ -7,13 +11,40 @@
 
 namespace imengine {
 
+namespace {
+
+std::vector<peer> peers_of(const engine_config& cfg) {
+  auto peers = parse_peers(cfg.peers);
+  if (!peers)
+    throw std::runtime_error(peers.error().msg);
+  return *peers;
+}
+
+// Heartbeats on every node (a node that expects them drops a peer that
+// sends none): a frozen peer is seen down within the protocol's 5 s.
+void configure_middleman(caf::actor_system_config& cfg) {
+  cfg.load<caf::io::middleman>();
+  cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(500)});
+  cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(3)});
+}
+
+} // namespace
+
 node_actors::node_actors(caf::actor_system_config& caf_cfg, const engine_config& cfg)
   : mids_(node_number(cfg.node)) {
+  auto peers = peers_of(cfg);
+  cluster_ = std::make_unique<cluster_map>(cfg.node, peers);
+  for (const auto& name : cluster_->nodes())
+    if (name != cfg.node)
+      stats_.peers.push_back(std::make_unique<peer_metrics>(name));
   store_ = std::make_unique<storage::store>(
     storage::store_options{cfg.data, cfg.sync != "none", cfg.map_size_mb});
   add_message_types(caf_cfg);
+  if (!cluster_->alone())
+    configure_middleman(caf_cfg);
   sys_ = std::make_unique<caf::actor_system>(caf_cfg);
   ctx_.cfg = cfg;
+  ctx_.cluster = cluster_.get();
   ctx_.store = store_.get();
   ctx_.metrics = &stats_;
   ctx_.mids = &mids_;
@@ -22,6 +53,17 @@ node_actors::node_actors(caf::actor_system_config& caf_cfg, const engine_config&
   ctx_.reader = sys_->spawn(reader_fun, &ctx_);
   dir_ = std::make_unique<directory>(*sys_, &ctx_);
   ctx_.dir = dir_.get();
+  if (cluster_->alone())
+    return;
+  node_ = sys_->spawn(node_fun, &ctx_);
+  auto port = sys_->middleman().publish(node_, cfg.cluster_port, cfg.cluster_host.c_str(), true);
+  if (!port) {
+    auto why = sys_->render(port.error());
+    stop();
+    throw std::runtime_error("cluster port " + cfg.cluster_host + ":"
+                             + std::to_string(cfg.cluster_port) + ": " + why);
+  }
+  peers_ = sys_->spawn(peers_fun, &ctx_, peers);
 }
 
 node_actors::~node_actors() {
@@ -42,6 +84,10 @@ void node_actors::stop() {
   if (stopped_)
     return;
   stopped_ = true;
+  if (peers_)
+    caf::anon_send_exit(peers_, caf::exit_reason::user_shutdown);
+  if (node_)
+    caf::anon_send_exit(node_, caf::exit_reason::user_shutdown);
   for (auto& a : dir_->all())
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx_.fanout, caf::exit_reason::user_shutdown);

@@ -14,6 +14,7 @@ class store;
 
 namespace imengine {
 
+class cluster_map;
 class directory;
 
 // What every actor of a node shares. Owned by the node, which outlives
@@ -27,6 +28,7 @@ struct node_context {
   imengine::metrics* metrics = nullptr;
   mid_generator* mids = nullptr;
   directory* dir = nullptr;
+  const cluster_map* cluster = nullptr;   // owners of users and conversations
   // Fault injection (tests, with cfg.fault_injection): the next register
   // at any user actor is refused, as by an inbox that cannot take it.
   mutable std::atomic<bool> refuse_next_register{false};

@@ -2,6 +2,7 @@
 
 #include "actors/directory.hpp"
 #include "actors/node_context.hpp"
+#include "actors/route.hpp"
 #include "engine/rules.hpp"
 #include "storage/store.hpp"
 
@@ -111,8 +112,12 @@ caf::result<ok_atom> mark_read(self_ptr self, const std::string& user, const std
           pending.erase(i);
       },
       [](caf::error&) {});   // kept pending: unread still counts it
-  if (auto inbox = st.ctx->dir->user(user))
-    self->send(inbox, read_atom::value, conv, seq, device);
+  with_user(
+    self, st.ctx, &st.inboxes, user,
+    [=](const user_actor& inbox) {
+      tell(self, self->state.ctx, inbox, read_atom::value, conv, seq, device);
+    },
+    [](const caf::error&) {});   // the user's node is down: its devices are too
   return ok_atom::value;
 }
 
@@ -141,6 +146,7 @@ reader_actor::behavior_type reader_fun(self_ptr self, const node_context* ctx) {
   self->state.ctx = ctx;
   return {
     [=](history_atom, const std::string& user, const history_query& q) {
+      count_received(self, ctx);
       return history(self, user, q);
     },
     [=](info_atom, const std::string& user, const std::string& conv) {
@@ -148,7 +154,10 @@ reader_actor::behavior_type reader_fun(self_ptr self, const node_context* ctx) {
     },
     [=](read_atom, const std::string& user, const std::string& conv, uint64_t seq,
         const std::string& device) { return mark_read(self, user, conv, seq, device); },
-    [=](unread_atom, const std::string& user) { return unread(self, user); },
+    [=](unread_atom, const std::string& user) {
+      count_received(self, ctx);
+      return unread(self, user);
+    },
   };
 }
 

@@ -8,6 +8,7 @@
 #include <caf/all.hpp>
 
 #include "actors/messages.hpp"
+#include "actors/route.hpp"
 #include "engine/ids.hpp"
 
 namespace imengine {
@@ -19,6 +20,7 @@ struct reader_state {
   // `user \0 conv` -> read position ahead of the store while its write is
   // pending; dropped once the store has it.
   std::unordered_map<std::string, uint64_t> pending_reads;
+  lookups<user_actor> inboxes;   // readers' inboxes on other nodes (device sync)
   static inline const char* name = "reader";
 };
 

@@ -4,6 +4,7 @@
 
 #include "actors/directory.hpp"
 #include "actors/node_context.hpp"
+#include "actors/route.hpp"
 #include "engine/ids.hpp"
 #include "storage/store.hpp"
 
@@ -62,7 +63,7 @@ caf::result<ok_atom> handle_deliver(self_ptr self, message& m) {
         st.ctx->metrics->inbox_appends++;
         rp.deliver(ok_atom::value);
         for (const auto& kv : st.devices)
-          self->send(kv.second, push_atom::value, iseq, m);
+          tell(self, st.ctx, kv.second, push_atom::value, iseq, m);
       },
       [=](caf::error& e) mutable {
         rp.deliver(e);
@@ -97,12 +98,12 @@ template <class... Ts>
 void to_devices(self_ptr self, const std::string& except, Ts&&... xs) {
   for (const auto& kv : self->state.devices)
     if (kv.first != except)
-      self->send(kv.second, xs...);
+      tell(self, self->state.ctx, kv.second, xs...);
 }
 
 void tell_watchers(self_ptr self, bool online) {
   for (const auto& kv : self->state.watchers)
-    self->send(kv.second, presence_atom::value, self->state.user, online);
+    tell(self, self->state.ctx, kv.second, presence_atom::value, self->state.user, online);
 }
 
 // The user read `conv` up to `seq` on `device` (the reader of the
@@ -115,7 +116,12 @@ void handle_read(self_ptr self, const std::string& conv, uint64_t seq,
   auto c = parse_conv(conv);
   if (c && c->kind == conv_kind::dm) {
     auto peer = c->a == st.user ? c->b : c->a;
-    self->send(st.ctx->dir->user(peer), receipt_atom::value, conv, st.user, seq);
+    with_user(
+      self, st.ctx, &st.peers, peer,
+      [=](const user_actor& h) {
+        tell(self, self->state.ctx, h, receipt_atom::value, conv, self->state.user, seq);
+      },
+      [](const caf::error&) {});   // the peer's node is down: the receipt is an event
   }
 }
 
@@ -154,7 +160,7 @@ user_actor::behavior_type user_fun(self_ptr self, const node_context* ctx, std::
       auto was_online = !st.devices.empty();
       auto& slot = st.devices[device];
       if (slot && slot != conn)   // same (user, device) again: replace
-        self->send(slot, kick_atom::value, uint16_t{4001});
+        tell(self, st.ctx, slot, kick_atom::value, uint16_t{4001});
       slot = conn;
       self->monitor(conn);
       if (!was_online)
@@ -185,7 +191,10 @@ user_actor::behavior_type user_fun(self_ptr self, const node_context* ctx, std::
         self->monitor(watcher);
       return !st.devices.empty();
     },
-    [=](deliver_atom, message& m) { return handle_deliver(self, m); },
+    [=](deliver_atom, message& m) {
+      count_received(self, self->state.ctx);
+      return handle_deliver(self, m);
+    },
     [=](sync_atom, uint64_t after, uint32_t limit) { return inbox_after(self, after, limit); },
     [=](ack_atom, std::string& device, uint64_t iseq) {
       auto& cur = self->state.acked[device];

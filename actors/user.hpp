@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include "actors/messages.hpp"
+#include "actors/route.hpp"
 
 namespace imengine {
 
@@ -24,6 +25,7 @@ struct user_state {
   std::unordered_map<std::string, uint64_t> acked;       // not yet persisted
   bool ack_flush_scheduled = false;
   std::unordered_map<caf::actor_addr, connection_actor> watchers;   // presence_sub
+  lookups<user_actor> peers;   // dm peers' inboxes on other nodes (receipts)
   static inline const char* name = "user";
 };
 

@@ -23,8 +23,13 @@ struct engine_config {
   uint64_t map_size_mb = 65536;   // LMDB map size (address space, not disk)
   uint32_t io_threads = 1;
   uint32_t push_window = 1024;    // unacked pushes per connection before pausing
-  uint32_t slow_queue = 256;
-  bool fault_injection = false;   // serves `_crash` frames (tests only)      // queued frames above which room pushes become notify
+  uint32_t slow_queue = 256;      // queued frames above which room pushes become notify
+  bool fault_injection = false;   // serves `_crash` frames (tests only)
+  // Cluster (docs/CLUSTER.md). Without peers the node runs alone and opens
+  // no cluster port.
+  std::string peers;                     // n1@host:port,n2@host:port,...
+  uint16_t cluster_port = 0;             // this node's; 0: its own entry in peers
+  std::string cluster_host = "127.0.0.1";
 };
 
 } // namespace imengine

@@ -99,7 +99,38 @@ std::string metrics::render() const {
                            "Requests per storage write transaction.");
   commit_seconds.render(out, "imengine_commit_seconds",
                         "Duration of a storage write transaction including fsync.");
+  if (peers.empty())
+    return out;
+  sample(out, "imengine_cluster_timeline_sent_total",
+         "Timeline messages sent to other nodes' fanout actors.", "counter",
+         cluster_timeline_sent);
+  auto per_peer = [&](const char* name, const char* help, const char* type, auto field) {
+    header(out, name, help, type);
+    for (const auto& p : peers)
+      out += std::string(name) + "{peer=\"" + p->name + "\"} "
+             + std::to_string(((*p).*field).load(std::memory_order_relaxed)) + "\n";
+  };
+  per_peer("imengine_cluster_peer_up", "1 while the peer node is connected.", "gauge",
+           &peer_metrics::up);
+  per_peer("imengine_cluster_sent_total", "Messages sent to the peer node.", "counter",
+           &peer_metrics::sent);
+  per_peer("imengine_cluster_received_total", "Messages taken from the peer node.", "counter",
+           &peer_metrics::received);
+  for (const auto& p : peers) {
+    // One histogram per peer (the renderer has no labels); '-' is not
+    // allowed in a metric name.
+    auto name = "imengine_cluster_request_seconds_" + p->name;
+    std::replace(name.begin(), name.end(), '-', '_');
+    p->request_seconds.render(out, name, "Requests to the peer's actors until their reply.");
+  }
   return out;
+}
+
+peer_metrics* metrics::peer(const std::string& name) const {
+  for (const auto& p : peers)
+    if (p->name == name)
+      return p.get();
+  return nullptr;
 }
 
 } // namespace imengine

@@ -23,6 +23,18 @@ private:
   std::atomic<uint64_t> sum_micros_{0};                 // sum * 1e6
 };
 
+// What this node counts of one peer node.
+struct peer_metrics {
+  explicit peer_metrics(std::string n) : name(std::move(n)) {}
+  const std::string name;
+  std::atomic<int64_t> up{0};              // gauge: 1 while connected
+  std::atomic<uint64_t> sent{0};           // messages this node sent to it
+  std::atomic<uint64_t> received{0};       // messages this node took from it
+  // Requests to its actors (lookups, sends, reads), until the reply.
+  histogram request_seconds{{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                             0.05, 0.1, 0.25, 1, 5}};
+};
+
 // The engine's counters and gauges, rendered by GET /metrics.
 struct metrics {
   std::atomic<int64_t> connections{0};          // gauge: open WebSocket connections
@@ -39,6 +51,13 @@ struct metrics {
   histogram commit_batch_size{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}};
   histogram commit_seconds{{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                             0.01, 0.025, 0.05, 0.1, 0.25, 1}};
+
+  // Cluster: timeline messages sent to other nodes' fanout actors (one
+  // per node, not per member), and one entry per peer, set up once before
+  // any actor runs.
+  std::atomic<uint64_t> cluster_timeline_sent{0};
+  std::vector<std::unique_ptr<peer_metrics>> peers;
+  peer_metrics* peer(const std::string& name) const;   // nullptr: not a peer
 
   // Prometheus text exposition format (version 0.0.4), names prefixed
   // `imengine_`.

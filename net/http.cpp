@@ -60,6 +60,8 @@ void http_session::respond() {
   else if (target == "/metrics")
     reply(http::status::ok, "text/plain; version=0.0.4",
           shared_->http.metrics ? shared_->http.metrics() : std::string{});
+  else if (target == "/cluster" && shared_->http.cluster)
+    reply(http::status::ok, "application/json", shared_->http.cluster());
   else if (target == "/" || target == "/index.html")
     reply(http::status::ok, "text/html; charset=utf-8", demo_page);
   else   // also an upgrade anywhere but /ws

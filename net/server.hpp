@@ -32,6 +32,7 @@ struct server_options {
 
 struct http_handlers {
   std::function<std::string()> metrics;      // body of GET /metrics
+  std::function<std::string()> cluster;      // body of GET /cluster (JSON)
 };
 
 // Called for each accepted WebSocket (on an io thread); returns the handler

@@ -39,6 +39,9 @@ bool operator==(const history_query& a, const history_query& b) {
 bool operator==(const message_page& a, const message_page& b) {
   return a.items == b.items && a.more == b.more;
 }
+bool operator==(const node_hello& a, const node_hello& b) {
+  return a.node == b.node && a.fanout == b.fanout && a.reader == b.reader;
+}
 bool operator==(const group_info& a, const group_info& b) {
   return a.members == b.members && a.owner == b.owner && a.mode == b.mode
          && a.last_seq == b.last_seq;
@@ -125,6 +128,12 @@ group_op sample(fixture&, type_tag<group_op>) { return group_op::remove; }
 diffusion sample(fixture&, type_tag<diffusion>) { return diffusion::timeline; }
 template <class Handle>
 auto sample(fixture& f, type_tag<Handle>)
+  -> std::enable_if_t<caf::is_typed_actor<Handle>::value, Handle>;
+node_hello sample(fixture& f, type_tag<node_hello>) {
+  return {"n2", sample(f, type_tag<fanout_actor>{}), sample(f, type_tag<reader_actor>{})};
+}
+template <class Handle>
+auto sample(fixture& f, type_tag<Handle>)
   -> std::enable_if_t<caf::is_typed_actor<Handle>::value, Handle> {
   return caf::actor_cast<Handle>(f.some);
 }
@@ -192,6 +201,7 @@ TEST_CASE("every message of every interface that crosses nodes serializes") {
   check_interface(f, conversation_actor::signatures{});
   check_interface(f, fanout_actor::signatures{});
   check_interface(f, reader_actor::signatures{});
+  check_interface(f, node_actor::signatures{});
 }
 
 TEST_CASE("the round trip would notice an unregistered type") {

@@ -12,6 +12,13 @@ foreach(name session dm bad_input heartbeat crash read_state groups rooms superv
   add_dependencies(integration_${name}_test imengine)
 endforeach()
 
+# A cluster of real engine processes (cluster_fixture): the same contract
+# across nodes, inter-node counters, a node killed and restarted.
+imengine_test(integration_cluster_test
+  SOURCES integration_cluster_test.cpp
+  LIBS imengine_test_support imengine_core)
+add_dependencies(integration_cluster_test imengine)
+
 # The test support itself: free_ports, and engine_process::restart on the
 # real binary (the cluster fixture needs an engine with cluster flags).
 imengine_test(support_cluster_test SOURCES support_cluster_test.cpp LIBS imengine_test_support)

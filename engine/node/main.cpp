@@ -8,6 +8,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "engine/cluster.hpp"
 #include "engine/config.hpp"
 #include "engine/node/node.hpp"
 
@@ -36,11 +37,35 @@ struct cli_config : caf::actor_system_config {
       .add(e.io_threads, "io-threads", "network threads")
       .add(e.push_window, "push-window", "unacked pushes per connection")
       .add(e.slow_queue, "slow-queue", "queued frames above which room pushes become notify")
-      .add(e.fault_injection, "fault-injection", "serve _crash frames that kill actors (tests)");
+      .add(e.fault_injection, "fault-injection", "serve _crash frames that kill actors (tests)")
+      .add(e.peers, "peers", "cluster nodes: n1@host:port,n2@host:port,... (may include this one)")
+      .add(e.cluster_port, "cluster-port", "this node's cluster port (default: its --peers entry)")
+      .add(e.cluster_host, "cluster-host", "address the cluster port binds");
   }
 };
 
-std::string check(const imengine::engine_config& e) {
+// The cluster flags, checked and completed: this node's cluster port
+// comes from its own --peers entry unless given.
+std::string check_cluster(imengine::engine_config& e) {
+  if (!imengine::valid_node(e.node))
+    return "--node must be 1-32 chars of [A-Za-z0-9_-]";
+  auto peers = imengine::parse_peers(e.peers);
+  if (!peers)
+    return peers.error().msg;
+  for (const auto& p : *peers) {
+    if (p.name != e.node)
+      continue;
+    if (e.cluster_port != 0 && e.cluster_port != p.port)
+      return "--cluster-port " + std::to_string(e.cluster_port) + " differs from " + p.name
+             + "'s --peers entry (port " + std::to_string(p.port) + ")";
+    e.cluster_port = p.port;
+  }
+  if (!peers->empty() && e.cluster_port == 0)
+    return "--peers needs --cluster-port (or an entry for --node " + e.node + ")";
+  return {};
+}
+
+std::string check(imengine::engine_config& e) {
   if (e.auth != "none" && e.auth != "jwt")
     return "--auth must be none or jwt";
   if (e.auth == "jwt" && e.jwt_secret.empty())
@@ -50,7 +75,7 @@ std::string check(const imengine::engine_config& e) {
   if (e.max_frame < 256 || e.heartbeat_ms < 10 || e.retransmit_ms < 10 || e.push_window < 1
       || e.io_threads < 1)
     return "a numeric flag is out of range";
-  return {};
+  return check_cluster(e);
 }
 
 } // namespace

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include <caf/all.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/connection.hpp"
@@ -104,6 +105,12 @@ uint16_t node::start() {
   opts.threads = d.cfg.io_threads;
   net::http_handlers http;
   http.metrics = [&d] { return d.actors->stats().render(); };
+  http.cluster = [&d] {
+    auto peers = nlohmann::json::array();
+    for (const auto& [name, up] : d.actors->dir().peer_states())
+      peers.push_back({{"node", name}, {"up", up}});
+    return nlohmann::json{{"node", d.cfg.node}, {"peers", peers}}.dump() + "\n";
+  };
   d.server = std::make_unique<net::server>(
     opts, [&d](std::shared_ptr<frame_sink> sink) { return d.open(std::move(sink)); }, http);
   return d.server->start();

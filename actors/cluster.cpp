@@ -1,0 +1,136 @@
+#include "actors/cluster.hpp"
+
+#include <algorithm>
+
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/directory.hpp"
+#include "actors/node_context.hpp"
+#include "actors/route.hpp"
+
+namespace imengine {
+
+node_actor::behavior_type node_fun(node_actor::pointer self, const node_context* ctx) {
+  return {
+    [=](hello_atom, const std::string& from) -> caf::result<node_hello> {
+      spdlog::info("{}: hello from {}", ctx->cfg.node, from);
+      return node_hello{ctx->cfg.node, ctx->fanout, ctx->reader};
+    },
+    [=](user_atom, const std::string& id) -> caf::result<user_actor> {
+      count_received(self, ctx);
+      if (!valid_user(id) || !ctx->dir->owns(id))
+        return make_error(errc::internal, id + " is not owned by " + ctx->cfg.node);
+      if (auto h = ctx->dir->user(id))
+        return h;
+      return make_error(errc::unavailable, "node is shutting down");
+    },
+    [=](conv_atom, const std::string& conv) -> caf::result<conversation_actor> {
+      count_received(self, ctx);
+      auto c = parse_conv(conv);
+      if (!c || !ctx->dir->owns(conv))
+        return make_error(errc::internal, conv + " is not owned by " + ctx->cfg.node);
+      if (auto h = ctx->dir->conversation(*c))
+        return h;
+      return make_error(errc::unavailable, "node is shutting down");
+    },
+  };
+}
+
+namespace {
+
+using self_ptr = peers_actor::stateful_pointer<peers_state>;
+
+constexpr auto max_backoff = std::chrono::milliseconds(2000);
+constexpr auto dial_timeout = std::chrono::seconds(3);
+
+void retry_later(self_ptr self, peer_state& p) {
+  p.dialing = false;
+  self->delayed_send(self, p.backoff, dial_atom::value, p.cfg.name);
+  p.backoff = std::min(p.backoff * 2, max_backoff);
+}
+
+void mark(const node_context* ctx, const std::string& name, bool up) {
+  if (auto* m = ctx->metrics->peer(name))
+    m->up.store(up ? 1 : 0);
+}
+
+void on_hello(self_ptr self, const std::string& name, const node_actor& h, node_hello& hi) {
+  auto& st = self->state;
+  auto& p = st.peers.at(name);
+  if (hi.node != name) {
+    spdlog::error("{}: {}@{}:{} says it is {}", st.ctx->cfg.node, name, p.cfg.host, p.cfg.port,
+                  hi.node);
+    retry_later(self, p);
+    return;
+  }
+  p.dialing = false;
+  p.node = h;
+  p.backoff = std::chrono::milliseconds(100);
+  self->monitor(h);
+  st.ctx->dir->peer_up(name, peer_link{h, hi.fanout, hi.reader});
+  mark(st.ctx, name, true);
+  spdlog::info("{}: peer {} is up", st.ctx->cfg.node, name);
+  for (auto& conv : st.ctx->dir->conversations())
+    self->send(conv, resync_atom::value, hi.fanout);
+}
+
+void dial(self_ptr self, const std::string& name) {
+  auto& st = self->state;
+  auto i = st.peers.find(name);
+  if (i == st.peers.end() || i->second.node || i->second.dialing)
+    return;
+  auto& p = i->second;
+  p.dialing = true;
+  auto mm = self->system().middleman().actor_handle();
+  self->request(mm, dial_timeout, caf::connect_atom::value, p.cfg.host, p.cfg.port)
+    .then(
+      [=](caf::node_id& nid, caf::strong_actor_ptr& ptr, std::set<std::string>& ifs) {
+        auto& p = self->state.peers.at(name);
+        // The middleman's cache may still answer with the dead node.
+        if (!ptr || nid == p.last_dead || !self->system().assignable<node_actor>(ifs)) {
+          retry_later(self, p);
+          return;
+        }
+        auto h = caf::actor_cast<node_actor>(ptr);
+        self->request(h, dial_timeout, hello_atom::value, self->state.ctx->cfg.node)
+          .then([=](node_hello& hi) { on_hello(self, name, h, hi); },
+                [=](caf::error&) { retry_later(self, self->state.peers.at(name)); });
+      },
+      [=](caf::error&) { retry_later(self, self->state.peers.at(name)); });
+}
+
+void on_down(self_ptr self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  for (auto& [name, p] : st.peers) {
+    if (!p.node || p.node.address() != dm.source)
+      continue;
+    p.last_dead = p.node.node();
+    p.node = nullptr;
+    st.ctx->dir->peer_down(name);
+    mark(st.ctx, name, false);
+    spdlog::warn("{}: peer {} is down ({})", st.ctx->cfg.node, name,
+                 self->system().render(dm.reason));
+    retry_later(self, p);
+    return;
+  }
+}
+
+} // namespace
+
+peers_actor::behavior_type peers_fun(self_ptr self, const node_context* ctx,
+                                     std::vector<peer> peers) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  for (auto& p : peers)
+    if (p.name != ctx->cfg.node)
+      st.peers.emplace(p.name, peer_state{p, {}, {}, std::chrono::milliseconds(100), false});
+  self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
+  for (auto& kv : st.peers)
+    self->send(self, dial_atom::value, kv.first);
+  return {
+    [=](dial_atom, const std::string& name) { dial(self, name); },
+  };
+}
+
+} // namespace imengine

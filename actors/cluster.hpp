@@ -1,0 +1,50 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/messages.hpp"
+#include "engine/cluster.hpp"
+
+namespace imengine {
+
+struct node_context;
+
+// The node actor, published on the cluster port: peers ask it for the
+// actors this node owns, spawning them on first use. A request for what
+// this node does not own is refused: the node lists disagree.
+node_actor::behavior_type node_fun(node_actor::pointer self, const node_context* ctx);
+
+using dial_atom = caf::atom_constant<caf::atom("dial")>;   // (re)connect to a peer
+
+// One per node in a cluster: keeps a link to every configured peer.
+using peers_actor = caf::typed_actor<caf::reacts_to<dial_atom, std::string>>;
+
+struct peer_state {
+  peer cfg;
+  node_actor node;                  // valid while up
+  caf::node_id last_dead;           // a connect that returns it again is stale
+  std::chrono::milliseconds backoff{100};
+  bool dialing = false;
+};
+
+struct peers_state {
+  const node_context* ctx = nullptr;
+  std::unordered_map<std::string, peer_state> peers;
+  static inline const char* name = "peers";
+};
+
+// Dials every peer through CAF's middleman (asynchronously: no scheduler
+// thread blocks), says hello, watches the link: when the peer's node
+// actor goes down (the process died or the link broke) the peer is marked
+// down and dialed again with backoff (100 ms doubling to 2 s). When a
+// peer comes up, the live timeline conversations here resend their
+// membership to its fanout actor.
+peers_actor::behavior_type peers_fun(peers_actor::stateful_pointer<peers_state> self,
+                                     const node_context* ctx, std::vector<peer> peers);
+
+} // namespace imengine

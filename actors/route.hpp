@@ -1,0 +1,161 @@
+#pragma once
+
+// How an actor reaches the owner of a user or conversation, on this node
+// or another, and the one place that counts what goes to another node.
+// Remote requests time out below the protocol's 5 s bound: CAF 0.17 drops
+// messages to a dead node's actors without an error (docs/CLUSTER.md).
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/directory.hpp"
+#include "actors/messages.hpp"
+#include "actors/node_context.hpp"
+#include "engine/metrics.hpp"
+
+namespace imengine {
+
+// A request to another node's actor: lookups, sends, reads.
+constexpr auto remote_timeout = std::chrono::seconds(4);
+
+inline caf::error node_unavailable(const std::string& node) {
+  return make_error(errc::unavailable, "node " + node + " is unavailable");
+}
+
+// Counts one message to `h` if it lives on another node.
+template <class Self, class Handle>
+void count_send(Self* self, const node_context* ctx, const Handle& h) {
+  if (!h || h.node() == self->node())
+    return;
+  if (auto* p = ctx->metrics->peer(ctx->dir->peer_name(h.node())))
+    p->sent.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Counts the message being handled if it came from another node.
+template <class Self>
+void count_received(Self* self, const node_context* ctx) {
+  const auto& sender = self->current_sender();
+  if (!sender || sender->node() == self->node())
+    return;
+  if (auto* p = ctx->metrics->peer(ctx->dir->peer_name(sender->node())))
+    p->received.fetch_add(1, std::memory_order_relaxed);
+}
+
+// A one-way message, counted when it crosses nodes.
+template <class Self, class Handle, class... Ts>
+void tell(Self* self, const node_context* ctx, const Handle& h, Ts&&... xs) {
+  count_send(self, ctx, h);
+  self->send(h, std::forward<Ts>(xs)...);
+}
+
+// A request with `local` as its timeout on this node and remote_timeout
+// across nodes; use .then / .await on the result.
+template <class Self, class Handle, class Duration, class... Ts>
+auto ask(Self* self, const node_context* ctx, const Handle& h, Duration local, Ts&&... xs) {
+  count_send(self, ctx, h);
+  auto timeout = h && h.node() != self->node()
+                   ? std::chrono::duration_cast<std::chrono::milliseconds>(remote_timeout)
+                   : std::chrono::duration_cast<std::chrono::milliseconds>(local);
+  return self->request(h, timeout, std::forward<Ts>(xs)...);
+}
+
+// An actor's lookups of remote handles still on their way, by key. Work
+// for a key whose lookup is pending waits behind it, in order: a handle
+// another actor made known meanwhile must not let later work overtake
+// earlier work (a connection's sends to one conversation keep their order).
+template <class Handle>
+struct lookups {
+  using ok_fn = std::function<void(const Handle&)>;
+  using fail_fn = std::function<void(const caf::error&)>;
+  std::unordered_map<std::string, std::vector<std::pair<ok_fn, fail_fn>>> waiting;
+};
+
+namespace detail {
+
+// Calls ok(handle) with the actor of `key` on its owner: at once when it
+// is known here (owned here, or remembered) and no lookup of it is
+// pending, else after asking the owner node for it (Await: holding the
+// caller's mailbox meanwhile, as auth does; `waits` may then be null).
+// fail(error) when the owner is down or does not answer.
+template <bool Await, class Handle, class Atom, class Self, class Ok, class Fail>
+void with_owner(Self* self, const node_context* ctx, lookups<Handle>* waits,
+                const std::string& key, Handle known, Ok ok, Fail fail) {
+  if (waits) {
+    if (auto i = waits->waiting.find(key); i != waits->waiting.end()) {
+      i->second.emplace_back(std::move(ok), std::move(fail));
+      return;
+    }
+  }
+  if (known) {
+    ok(known);
+    return;
+  }
+  auto& dir = *ctx->dir;
+  const auto& owner = dir.owner(key);
+  if (owner == dir.self()) {   // closed: the node is stopping
+    fail(make_error(errc::unavailable, "node is shutting down"));
+    return;
+  }
+  auto p = dir.peer(owner);
+  if (!p) {
+    fail(node_unavailable(owner));
+    return;
+  }
+  if (waits)
+    waits->waiting[key].emplace_back(std::move(ok), std::move(fail));
+  auto start = std::chrono::steady_clock::now();
+  // Everything that waited for `key`, in order; or just the caller's own.
+  auto take = [=](auto& own) {
+    std::vector<std::pair<typename lookups<Handle>::ok_fn, typename lookups<Handle>::fail_fn>> all;
+    if (!waits) {
+      all.push_back(own);
+    } else if (auto i = waits->waiting.find(key); i != waits->waiting.end()) {
+      all = std::move(i->second);
+      waits->waiting.erase(i);
+    }
+    return all;
+  };
+  auto own = std::make_pair(typename lookups<Handle>::ok_fn{ok},
+                            typename lookups<Handle>::fail_fn{fail});
+  auto got = [=](Handle& h) {
+    if (auto* m = ctx->metrics->peer(owner))
+      m->request_seconds.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    ctx->dir->remember(key, h);
+    for (auto& w : take(own))
+      w.first(h);
+  };
+  auto lost = [=](caf::error& e) {
+    for (auto& w : take(own))
+      w.second(e);
+  };
+  auto rh = ask(self, ctx, p->node, remote_timeout, Atom::value, key);
+  if constexpr (Await)
+    rh.await(got, lost);
+  else
+    rh.then(got, lost);
+}
+
+} // namespace detail
+
+template <bool Await = false, class Self, class Ok, class Fail>
+void with_user(Self* self, const node_context* ctx, lookups<user_actor>* waits,
+               const std::string& id, Ok ok, Fail fail) {
+  detail::with_owner<Await, user_actor, user_atom>(self, ctx, waits, id, ctx->dir->user(id),
+                                                   std::move(ok), std::move(fail));
+}
+
+template <bool Await = false, class Self, class Ok, class Fail>
+void with_conversation(Self* self, const node_context* ctx, lookups<conversation_actor>* waits,
+                       const conv_id& c, Ok ok, Fail fail) {
+  detail::with_owner<Await, conversation_actor, conv_atom>(
+    self, ctx, waits, c.name, ctx->dir->conversation(c), std::move(ok), std::move(fail));
+}
+
+} // namespace imengine
