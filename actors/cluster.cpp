@@ -68,11 +68,13 @@ void on_hello(self_ptr self, const std::string& name, const node_actor& h, node_
   p.node = h;
   p.backoff = std::chrono::milliseconds(100);
   self->monitor(h);
+  // Timeline conversations tell the peer's fanout their members first,
+  // then (once the peer is listed) their messages.
+  for (auto& conv : st.ctx->dir->conversations())
+    self->send(conv, resync_atom::value, hi.fanout);
   st.ctx->dir->peer_up(name, peer_link{h, hi.fanout, hi.reader});
   mark(st.ctx, name, true);
   spdlog::info("{}: peer {} is up", st.ctx->cfg.node, name);
-  for (auto& conv : st.ctx->dir->conversations())
-    self->send(conv, resync_atom::value, hi.fanout);
 }
 
 void dial(self_ptr self, const std::string& name) {

@@ -1,5 +1,6 @@
 #include "actors/node_actors.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include <caf/io/all.hpp>
@@ -28,10 +29,21 @@ void configure_middleman(caf::actor_system_config& cfg) {
   cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(3)});
 }
 
+// The node number in message ids: alone, a hash of the name (as ever); in
+// a cluster, the node's place in the sorted configured list, so that no
+// two nodes share one (a hash into 10 bits could).
+uint16_t mid_node_number(const engine_config& cfg) {
+  cluster_map map(cfg.node, peers_of(cfg));
+  if (map.alone())
+    return node_number(cfg.node);
+  auto& nodes = map.nodes();
+  return static_cast<uint16_t>(std::find(nodes.begin(), nodes.end(), cfg.node) - nodes.begin());
+}
+
 } // namespace
 
 node_actors::node_actors(caf::actor_system_config& caf_cfg, const engine_config& cfg)
-  : mids_(node_number(cfg.node)) {
+  : mids_(mid_node_number(cfg)) {
   auto peers = peers_of(cfg);
   cluster_ = std::make_unique<cluster_map>(cfg.node, peers);
   for (const auto& name : cluster_->nodes())

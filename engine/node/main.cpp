@@ -60,6 +60,8 @@ std::string check_cluster(imengine::engine_config& e) {
              + "'s --peers entry (port " + std::to_string(p.port) + ")";
     e.cluster_port = p.port;
   }
+  if (peers->size() > 1024)   // message ids hold a 10-bit node number
+    return "--peers lists more than 1024 nodes";
   if (!peers->empty() && e.cluster_port == 0)
     return "--peers needs --cluster-port (or an entry for --node " + e.node + ")";
   return {};
