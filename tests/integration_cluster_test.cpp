@@ -798,14 +798,15 @@ TEST_CASE("SIGKILL of one node mid-load: unavailable within 5 s, the rest goes o
     auto t0 = steady_clock::now();
     json r;
     try {
-      r = cw->request(send_frame(conv_c, "c-down", "while n3 is down"), 10000ms);
+      r = cw->request(send_frame(conv_c, "c-down", "c-down"), 10000ms);
     } catch (const std::exception& e) {
       FAIL_CHECK("no answer to a send to " << conv_c << ": " << e.what());
     }
-    auto took = steady_clock::now() - t0;
+    auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - t0).count();
+    CAPTURE(r);
     CHECK(r.value("t", "") == "error");
     CHECK(r.value("code", "") == "unavailable");
-    CHECK(took < 5s);
+    CHECK(took_ms < 5000);   // the protocol's bound
     // reading it never hangs either
     t0 = steady_clock::now();
     try {
@@ -814,7 +815,8 @@ TEST_CASE("SIGKILL of one node mid-load: unavailable within 5 s, the rest goes o
     } catch (const std::exception& e) {
       FAIL_CHECK("no answer to a history of " << conv_c << ": " << e.what());
     }
-    CHECK(steady_clock::now() - t0 < 5s);
+    took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - t0).count();
+    CHECK(took_ms < 5000);
   }
   ta.join();
   tb.join();
@@ -839,25 +841,25 @@ TEST_CASE("SIGKILL of one node mid-load: unavailable within 5 s, the rest goes o
   }
   CHECK(acks_a.size() >= 200);
   CHECK(acks_b.size() >= 200);
-  // conv_c's stream: acks before the kill; after it acks (committed in
-  // time) or unavailable, every one answered (no 10 s window ran out)
+  // conv_c's stream: acks, then, from the window in flight at the kill on,
+  // unavailable; every send answered (no 10 s window ran out)
   std::vector<std::string> refused_c;
   {
     INFO("stream to " << conv_c << ": " << sc.failure);
     CHECK(sc.failure.empty());
-    size_t odd = 0;
+    size_t odd = 0, refused_before = 0;
     for (auto& r : sc.replies) {
-      auto t = r.reply.value("t", "");
-      if (t == "ack") {
+      if (r.reply.value("t", "") == "ack") {
         acks_c[r.cmid] = r.reply;
         continue;
       }
       refused_c.push_back(r.cmid);
-      if ((!r.after_kill || r.reply.value("code", "") != "unavailable") && odd++ == 0)
-        FAIL_CHECK("first odd reply of the conv_c stream: " << r.reply.dump()
-                   << (r.after_kill ? " (after the kill)" : " (before the kill)"));
+      refused_before += !r.after_kill;
+      if (r.reply.value("code", "") != "unavailable" && odd++ == 0)
+        FAIL_CHECK("first odd reply of the conv_c stream: " << r.reply.dump());
     }
     CHECK(odd == 0);
+    CHECK(refused_before <= 8);   // at most the window in flight at the kill
     CHECK(acks_c.size() >= 20 + 24);
     CHECK_FALSE(refused_c.empty());
   }
@@ -886,6 +888,12 @@ TEST_CASE("SIGKILL of one node mid-load: unavailable within 5 s, the rest goes o
     check_history(hc, acks_c);
     CHECK(hc.size() >= acks_c.size());
     CHECK(hc.size() <= acks_c.size() + refused_c.size());
+    // mids are unique across the cluster: these three were made by n2, n1, n3
+    std::set<std::string> mids;
+    for (auto* h : {&ha, &hb, &hc})
+      for (auto& m : *h)
+        mids.insert(m.value("mid", ""));
+    CHECK(mids.size() == ha.size() + hb.size() + hc.size());
   }
   std::map<std::string, uint64_t> seq_in_c;   // body (== cmid) -> seq
   for (auto& m : hc)
