@@ -253,23 +253,26 @@ void send_items(self_ptr self, const std::string& conv, std::vector<send_item> i
   if (!c || dm_refused(self, *c, o))
     return;
   std::string cmid = batch ? std::string{} : items.front().cmid;
+  auto acked = [=](send_ack& a) {
+    if (batch)
+      reply(self, ack_batch_frame(o.req, a.conv, a.first_seq, a.last_seq, a.mids, a.dup), o.enc);
+    else
+      reply_bytes(self,
+                  encode_ack(o.req, cmid, a.conv, a.first_seq, a.mids.front(), a.ts, a.dup, o.enc),
+                  o.enc);
+  };
   with_conversation(
     self, st.ctx, &st.convs, *c,
     [=](const conversation_actor& h) mutable {
       auto& st = self->state;
+      auto start = std::chrono::steady_clock::now();
       ask(self, st.ctx, h, send_timeout, send_atom::value, st.user, st.device, std::move(items))
         .then(
-      [=](send_ack& a) {
-        if (batch)
-          reply(self, ack_batch_frame(o.req, a.conv, a.first_seq, a.last_seq, a.mids, a.dup),
-                o.enc);
-        else
-          reply_bytes(self,
-                      encode_ack(o.req, cmid, a.conv, a.first_seq, a.mids.front(), a.ts, a.dup,
-                                 o.enc),
-                      o.enc);
-      },
-      answer_error(self, o));
+          [=](send_ack& a) {
+            observe_request(self, self->state.ctx, h, start);
+            acked(a);
+          },
+          answer_error(self, o));
     },
     answer_error(self, o));
 }

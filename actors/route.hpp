@@ -47,6 +47,17 @@ void count_received(Self* self, const node_context* ctx) {
     p->received.fetch_add(1, std::memory_order_relaxed);
 }
 
+// Records how long a request to `h` took, if it went to another node.
+template <class Self, class Handle>
+void observe_request(Self* self, const node_context* ctx, const Handle& h,
+                     std::chrono::steady_clock::time_point start) {
+  if (!h || h.node() == self->node())
+    return;
+  if (auto* p = ctx->metrics->peer(ctx->dir->peer_name(h.node())))
+    p->request_seconds.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
 // A one-way message, counted when it crosses nodes.
 template <class Self, class Handle, class... Ts>
 void tell(Self* self, const node_context* ctx, const Handle& h, Ts&&... xs) {
@@ -107,12 +118,13 @@ void with_owner(Self* self, const node_context* ctx, lookups<Handle>* waits,
     fail(node_unavailable(owner));
     return;
   }
+  using waiter = std::pair<typename lookups<Handle>::ok_fn, typename lookups<Handle>::fail_fn>;
+  waiter own{std::move(ok), std::move(fail)};
   if (waits)
-    waits->waiting[key].emplace_back(std::move(ok), std::move(fail));
-  auto start = std::chrono::steady_clock::now();
+    waits->waiting[key].push_back(own);
   // Everything that waited for `key`, in order; or just the caller's own.
-  auto take = [=](auto& own) {
-    std::vector<std::pair<typename lookups<Handle>::ok_fn, typename lookups<Handle>::fail_fn>> all;
+  auto take = [=] {
+    std::vector<waiter> all;
     if (!waits) {
       all.push_back(own);
     } else if (auto i = waits->waiting.find(key); i != waits->waiting.end()) {
@@ -121,18 +133,15 @@ void with_owner(Self* self, const node_context* ctx, lookups<Handle>* waits,
     }
     return all;
   };
-  auto own = std::make_pair(typename lookups<Handle>::ok_fn{ok},
-                            typename lookups<Handle>::fail_fn{fail});
+  auto start = std::chrono::steady_clock::now();
   auto got = [=](Handle& h) {
-    if (auto* m = ctx->metrics->peer(owner))
-      m->request_seconds.observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    observe_request(self, ctx, p->node, start);
     ctx->dir->remember(key, h);
-    for (auto& w : take(own))
+    for (auto& w : take())
       w.first(h);
   };
   auto lost = [=](caf::error& e) {
-    for (auto& w : take(own))
+    for (auto& w : take())
       w.second(e);
   };
   auto rh = ask(self, ctx, p->node, remote_timeout, Atom::value, key);

@@ -356,6 +356,13 @@ TEST_CASE("a dm across three nodes: pipelined sends, pushes, inboxes, history an
   auto next = alice_laptop->request(send_frame(conv, "c-next", "after the dup"));
   CHECK(next["seq"] == n + 1);   // the dup created nothing
   CHECK(bob->wait_for(is_push(n + 1), 10000ms)["body"] == "after the dup");
+  // typing crosses too (conversation on n3, bob's inbox on n1, bob's
+  // devices on n2 and n3), and is never stored
+  alice->send({{"t", "typing"}, {"conv", conv}});
+  CHECK(bob->wait_for(is_type("typing"), 10000ms)
+        == json{{"t", "typing"}, {"conv", conv}, {"user", alice_name}});
+  CHECK(bob_tablet->wait_for(is_type("typing"), 10000ms)["user"] == alice_name);
+  CHECK(whole_history(*bob_tablet, conv).size() == n + 1);
 }
 
 // ===================================================================== 2
@@ -613,6 +620,12 @@ TEST_CASE("a room over three nodes: one timeline message crosses to each other n
   REQUIRE(history.size() == n + 2);
   for (size_t i = 0; i < history.size(); ++i)
     CHECK(history[i]["seq"] == i + 1);
+  // typing in a timeline goes through every node's fanout: members on the
+  // three nodes see it (m1 on n2, m2 on n3, m3 on n1), the typist does not
+  m[0]->send({{"t", "typing"}, {"conv", conv}});
+  for (size_t i : {1, 2, 3})
+    CHECK(m[i]->wait_for(is_type("typing"), 10000ms)
+          == json{{"t", "typing"}, {"conv", conv}, {"user", "m0"}});
 }
 
 // ===================================================================== 5
