@@ -140,6 +140,7 @@ void connection::handle(const json& f) {
     if (t == "auth_ok") {
       ready_ = true;
       auth_iseq = last_iseq = f.value("iseq", uint64_t{0});
+      auth_node = f.value("node", std::string());
       ++totals_.ready;
       auto s = std::move(settled_);
       settled_ = nullptr;

@@ -96,6 +96,7 @@ public:
 
   // Results: read them on the io thread or after the io threads stopped.
   uint64_t auth_iseq = 0;    // inbox head reported by auth_ok
+  std::string auth_node;     // the node auth_ok named (engines that say)
   uint64_t last_iseq = 0;          // of live pushes
   uint64_t last_pulled_iseq = 0;   // of messages recorded from sync pages
   uint64_t duplicated = 0;

@@ -95,8 +95,11 @@ bool monitor::wait_until(const std::function<bool()>& done, bench_clock::duratio
 fleet::fleet(io_pool& pool, totals& t, conn_config base, unsigned concurrency)
     : pool_(pool), totals_(t), base_(std::move(base)), concurrency_(std::max(1u, concurrency)) {}
 
-std::shared_ptr<connection> fleet::add(const std::string& user, const std::string& device) {
+std::shared_ptr<connection> fleet::add(const std::string& user, const std::string& device,
+                                       uint16_t port) {
   auto cfg = base_;
+  if (port != 0)
+    cfg.port = port;
   cfg.user = user;
   cfg.device = device;
   conns_.push_back(connection::create(pool_.next(), std::move(cfg), totals_));

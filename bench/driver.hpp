@@ -16,6 +16,8 @@
 // progress line and bounded waits.
 namespace imbench {
 
+struct node_set;   // bench/cluster_nodes.hpp
+
 // What a scenario gets from main.
 struct run_context {
   const options& opts;
@@ -23,6 +25,8 @@ struct run_context {
   unsigned threads = 1;
   std::string run_id;       // makes user names unique per run
   int server_pid = -1;      // -1: unknown, no /proc figures
+  // --ports: the nodes of a cluster (base.port is the first); null with --port/--spawn.
+  std::shared_ptr<const node_set> nodes;
 };
 
 // Thrown by a scenario that cannot run against this engine version.
@@ -64,7 +68,9 @@ private:
 class fleet {
 public:
   fleet(io_pool& pool, totals& t, conn_config base, unsigned concurrency);
-  std::shared_ptr<connection> add(const std::string& user, const std::string& device);
+  // `port` 0: the base config's port.
+  std::shared_ptr<connection> add(const std::string& user, const std::string& device,
+                                  uint16_t port = 0);
   // Starts every connection added since the last call, at most
   // `concurrency` handshakes at a time, and waits until all settled or
   // `limit` passed. Returns how many are ready.

@@ -7,6 +7,7 @@
 #include <optional>
 #include <sstream>
 
+#include "bench/cluster_nodes.hpp"
 #include "bench/scenarios.hpp"
 #include "bench/spawn.hpp"
 
@@ -17,6 +18,12 @@ const char* usage =
   "scenarios: dm, offline, idle, group, room-fanout\n"
   "common:  --host=127.0.0.1 --port=N | --spawn=PATH [--sync=full|none] [--engine-args='...']\n"
   "         --server-pid=PID --threads=1 --encoding=json|msgpack --run-id=ID\n"
+  "cluster: --ports=P1,P2,.. (running nodes on --host, instead of --port) [--nodes=n1,n2,..\n"
+  "         their names, default n1..nK] [--server-pids=PID1,..]; dm and room-fanout use\n"
+  "         every node, the other scenarios the first. dm: --sender-node=1\n"
+  "         --receiver-node=2 (1-based) and, choosing user names by owner,\n"
+  "         --sender-owner=N --receiver-owner=N --conv-owner=N; room-fanout: members\n"
+  "         round-robin over the nodes, --conv-owner=N. See bench/cluster.sh\n"
   "dm:      --pairs=10 --window=10 --size=100 --count=1000 --duration=30 --grace=5\n"
   "offline: --count=1000 --window=100 --page=100 --size=100\n"
   "idle:    --conns=1000 --settle=2 --hold=0\n"
@@ -59,7 +66,7 @@ int main(int argc, char** argv) {
   }
   try {
     options opts(argc, argv, 2);
-    run_context ctx{opts, {}, 1, {}, -1};
+    run_context ctx{opts, {}, 1, {}, -1, nullptr};
     ctx.base.host = opts.str("host", "127.0.0.1");
     ctx.base.msgpack = opts.str("encoding", "json") == "msgpack";
     if (!ctx.base.msgpack && opts.str("encoding", "json") != "json")
@@ -85,10 +92,20 @@ int main(int argc, char** argv) {
       if (ctx.server_pid <= 0)
         ctx.server_pid = engine->pid();
       server = {{"spawned", true}, {"sync", sync}, {"engine_args", args}};
+    } else if (opts.has("ports")) {
+      if (opts.has("port"))
+        throw std::invalid_argument("give --port or --ports, not both");
+      auto ns = std::make_shared<node_set>(make_node_set(
+        opts.str("ports", ""), opts.str("nodes", ""), opts.str("server-pids", "")));
+      ctx.base.port = ns->ports.front();
+      // Engine CPU of a cluster run: "cluster" in the summary, every node.
+      ctx.nodes = ns;
+      server = {{"spawned", false}, {"ports", ns->ports}, {"nodes", ns->names},
+                {"pids", ns->pids}};
     } else {
       ctx.base.port = static_cast<uint16_t>(opts.num("port", 0));
       if (ctx.base.port == 0)
-        throw std::invalid_argument("give --port=N or --spawn=PATH");
+        throw std::invalid_argument("give --port=N, --ports=P1,P2,.. or --spawn=PATH");
     }
     auto out = run(ctx);
     out["params"]["encoding"] = ctx.base.msgpack ? "msgpack" : "json";

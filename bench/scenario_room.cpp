@@ -6,7 +6,9 @@
 // (connection) and, for what is left, before the final check
 // (pull_announced); what was missed without being announced is lost.
 #include <algorithm>
+#include <optional>
 
+#include "bench/cluster_nodes.hpp"
 #include "bench/scenarios.hpp"
 #include "bench/stats.hpp"
 
@@ -21,14 +23,16 @@ namespace {
 // pushed to the room's online members: joining from the measured
 // connections would cost M²/2 pushes before the run even starts.
 // `jt` must outlive the io threads: closed connections may still count.
+// `port_of(i)`: the port user i connects to (0: the base port).
 bool join_all(io_pool& pool, totals& jt, const conn_config& base,
-              const std::vector<std::string>& users, const std::string& conv, size_t chunk) {
+              const std::vector<std::string>& users, const std::string& conv, size_t chunk,
+              const std::function<uint16_t(size_t)>& port_of) {
   monitor mon("room-join", jt);
   for (size_t at = 0; at < users.size(); at += chunk) {
     fleet jf(pool, jt, base, static_cast<unsigned>(chunk));
     auto n = std::min(chunk, users.size() - at);
     for (size_t i = 0; i < n; ++i)
-      jf.add(users[at + i], "j");
+      jf.add(users[at + i], "j", port_of(at + i));
     if (jf.open_all(mon, 60s) != n) {
       jf.close_all();
       return false;
@@ -63,21 +67,44 @@ json run_room(run_context& ctx) {
   const auto duration = std::chrono::duration<double>(ctx.opts.real("duration", 30));
   const auto grace = std::chrono::duration<double>(ctx.opts.real("grace", 5));
   const auto concurrency = static_cast<unsigned>(ctx.opts.num("connect-concurrency", 100));
+  const auto conv_owner = ctx.opts.num("conv-owner", 0);
   ctx.opts.check_all_used();
   if (members < 2 || senders_n < 1 || senders_n > members)
     throw std::invalid_argument("room-fanout needs --members>=2, 1<=--senders<=--members");
+  if (conv_owner > 0 && (!ctx.nodes || conv_owner > ctx.nodes->size()))
+    throw std::invalid_argument("--conv-owner needs --ports and must be a node number of them");
   json params{{"members", members}, {"senders", senders_n}, {"window", window}, {"size", size},
               {"count", count}, {"duration_s", duration.count()}, {"grace_s", grace.count()}};
+  // With --ports: member i connects to node i mod K (senders are members
+  // 0..K-1: the first on node 1).
+  const auto port_of = [&](size_t i) -> uint16_t {
+    return ctx.nodes ? ctx.nodes->ports[i % ctx.nodes->size()] : 0;
+  };
   const auto to_d = [](auto d) { return std::chrono::duration_cast<bench_clock::duration>(d); };
 
   totals jt, t;   // before the pool: connections count into them until it stops
   io_pool pool(ctx.threads);
-  const auto conv = "r:" + ctx.run_id;
+  auto conv = "r:" + ctx.run_id;
+  if (conv_owner > 0) {   // "r:<run id>-<x>", the first x the node owns
+    for (int x = 0; x < 400 && ctx.nodes->owner_index(conv) + 1 != conv_owner; ++x)
+      conv = "r:" + ctx.run_id + "-" + std::to_string(x);
+    if (ctx.nodes->owner_index(conv) + 1 != conv_owner)
+      throw std::runtime_error("no room name owned by node " + std::to_string(conv_owner));
+  }
+  if (ctx.nodes) {
+    json per_node = json::object();
+    for (size_t i = 0; i < members; ++i)
+      per_node[ctx.nodes->names[i % ctx.nodes->size()]] =
+        per_node.value(ctx.nodes->names[i % ctx.nodes->size()], 0) + 1;
+    params["cluster"] = {{"members_per_node", per_node}, {"conv", conv},
+                         {"conv_owner", ctx.nodes->owner(conv)},
+                         {"sender_node", ctx.nodes->names[0]}};
+  }
   std::vector<std::string> users;
   for (uint64_t i = 0; i < members; ++i)
     users.push_back("r" + ctx.run_id + "-" + std::to_string(i));
   auto setup_start = bench_clock::now();
-  bool joined = join_all(pool, jt, ctx.base, users, conv, std::max(1u, concurrency));
+  bool joined = join_all(pool, jt, ctx.base, users, conv, std::max(1u, concurrency), port_of);
   auto join_s = std::chrono::duration<double>(bench_clock::now() - setup_start).count();
 
   // The measured connections come online after every join: they get the
@@ -86,11 +113,14 @@ json run_room(run_context& ctx) {
   auto base = ctx.base;
   base.record_arrivals = true;   // for the spread
   fleet conns(pool, t, base, concurrency);
-  for (auto& u : users)
-    conns.add(u, "d");
+  for (size_t i = 0; i < users.size(); ++i)
+    conns.add(users[i], "d", port_of(i));
   bool ready = joined && conns.open_all(mon, 60s) == members;
 
   cpu_probe cpu(ctx.server_pid);
+  std::optional<cluster_probe> cprobe;
+  if (ctx.nodes)
+    cprobe.emplace(*ctx.nodes, ctx.base.host);
   auto start = bench_clock::now();
   std::vector<std::unique_ptr<sender>> senders;
   if (ready)
@@ -98,6 +128,8 @@ json run_room(run_context& ctx) {
                             send_plan{conv, count, start + to_d(duration), window, size, "r"}, t);
   bool finished = ready && wait_senders(mon, senders, to_d(duration) + 30s);
   auto load_end = bench_clock::now();
+  if (cprobe)
+    cprobe->stop();   // every acked message is counted by now (before its ack)
   // Grace: every member has every acked message, or a notify announced it
   // held back (never pushed then: pulled).
   auto end = end_run(conns, pool, mon, t, t.acked * members, conv, senders, finished, true,
@@ -140,7 +172,15 @@ json run_room(run_context& ctx) {
   json server = json::object();
   cpu.report(server, t.acked);
   out["server"] = server;
-  out["ok"] = ready && finished && pull.complete;
+  std::string wrong;
+  if (cprobe) {
+    // Sampled at the load's end: the measured messages' counters (the
+    // joins came before the first sample).
+    cprobe->report(out, t.acked);
+    if (wrong_nodes(conns.all(), *ctx.nodes, wrong) == 0)
+      wrong.clear();
+  }
+  out["ok"] = ready && finished && pull.complete && wrong.empty();
   if (!joined)
     out["failure"] = "joins did not complete";
   else if (!ready)
@@ -149,6 +189,8 @@ json run_room(run_context& ctx) {
     out["failure"] = "senders did not finish in time";
   else if (!pull.complete)
     out["failure"] = "history pulls of notified gaps did not finish in time";
+  else if (!wrong.empty())
+    out["failure"] = "--nodes does not match the nodes: " + wrong;
   return out;
 }
 
