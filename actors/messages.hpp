@@ -64,6 +64,7 @@ using user_atom = caf::atom_constant<caf::atom("user")>;            // the actor
 using conv_atom = caf::atom_constant<caf::atom("conv")>;            // the actor of a conversation
 using resync_atom = caf::atom_constant<caf::atom("resync")>;        // a fanout (re)joined
 using rejoin_atom = caf::atom_constant<caf::atom("rejoin")>;        // retry what a node's death broke
+using position_atom = caf::atom_constant<caf::atom("position")>;    // where a member's copies start
 using ok_atom = caf::ok_atom;
 
 // ---- payloads
@@ -150,7 +151,9 @@ using reader_actor = caf::typed_actor<
   caf::replies_to<info_atom, std::string, std::string>::with<group_info>,         // user, conv
   // user, conv, seq, device
   caf::replies_to<read_atom, std::string, std::string, uint64_t, std::string>::with<ok_atom>,
-  caf::replies_to<unread_atom, std::string>::with<std::vector<unread_entry>>>;    // user
+  caf::replies_to<unread_atom, std::string>::with<std::vector<unread_entry>>,     // user
+  // user, conv -> the seq after which the user's inbox copies start (its join)
+  caf::replies_to<position_atom, std::string, std::string>::with<uint64_t>>;
 
 // A connection as the node's fanout actor holds it: the actor, and its sink
 // so that live timeline pushes go straight to the socket's queue without a

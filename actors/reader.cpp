@@ -154,6 +154,11 @@ reader_actor::behavior_type reader_fun(self_ptr self, const node_context* ctx) {
     },
     [=](read_atom, const std::string& user, const std::string& conv, uint64_t seq,
         const std::string& device) { return mark_read(self, user, conv, seq, device); },
+    [=](position_atom, const std::string& user, const std::string& conv) {
+      count_received(self, ctx);
+      auto t = ctx->store->read();
+      return ctx->store->user_conv_of(t, user, conv).delivered_seq;
+    },
     [=](unread_atom, const std::string& user) {
       count_received(self, ctx);
       return unread(self, user);

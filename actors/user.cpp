@@ -33,23 +33,11 @@ uint64_t& accepted_seq(self_ptr self, const std::string& conv) {
   return i->second;
 }
 
-caf::result<ok_atom> handle_deliver(self_ptr self, message& m) {
+// Appends `m` with the next iseq; answers `rp` after the commit and then
+// pushes it to every device.
+void append(self_ptr self, const message& m, caf::typed_response_promise<ok_atom> rp) {
   auto& st = self->state;
-  auto& accepted = accepted_seq(self, m.conv);
-  if (m.seq <= accepted)   // a redelivery: this inbox holds it already
-    return ok_atom::value;
-  if (m.seq != accepted + 1) {
-    // Joining a group moves the position in the store: look again before
-    // refusing (then the conversation resends from its watermark).
-    auto t = st.ctx->store->read();
-    accepted = std::max(accepted, st.ctx->store->user_conv_of(t, st.user, m.conv).delivered_seq);
-    if (m.seq <= accepted)
-      return ok_atom::value;
-    if (m.seq != accepted + 1)
-      return make_error(errc::internal, "inbox gap");
-  }
-  auto rp = self->make_response_promise<ok_atom>();
-  accepted = m.seq;
+  accepted_seq(self, m.conv) = m.seq;
   auto iseq = ++st.assigned;
   auto epoch = st.epoch;
   write_job job{[user = st.user, iseq, m](storage::store& s, storage::txn& t) {
@@ -74,6 +62,51 @@ caf::result<ok_atom> handle_deliver(self_ptr self, message& m) {
           load_head(self);
         }
       });
+}
+
+enum class verdict { held, next, gap };
+
+verdict judge(self_ptr self, const message& m, uint64_t position) {
+  auto& accepted = accepted_seq(self, m.conv);
+  accepted = std::max(accepted, position);
+  if (m.seq <= accepted)
+    return verdict::held;   // a redelivery: this inbox holds it already
+  return m.seq == accepted + 1 ? verdict::next : verdict::gap;
+}
+
+// Copies of a conversation are accepted in seq order, each once. A copy
+// past the next one is a join (or a return to inbox copies after a
+// timeline): the position it starts from is in the conversation's store.
+// Else it is refused, and the conversation resends from its watermark.
+caf::result<ok_atom> handle_deliver(self_ptr self, message& m) {
+  auto& st = self->state;
+  auto v = judge(self, m, 0);
+  if (v == verdict::gap) {
+    auto t = st.ctx->store->read();
+    v = judge(self, m, st.ctx->store->user_conv_of(t, st.user, m.conv).delivered_seq);
+  }
+  if (v == verdict::held)
+    return ok_atom::value;
+  auto rp = self->make_response_promise<ok_atom>();
+  if (v == verdict::next) {
+    append(self, m, rp);
+    return rp;
+  }
+  if (st.ctx->dir->owns(m.conv))
+    return make_error(errc::internal, "inbox gap");
+  // The conversation lives on another node: ask its reader, holding this
+  // inbox's other copies until the answer (a gap is rare: a join).
+  ask(self, st.ctx, st.ctx->dir->reader_of(m.conv), std::chrono::seconds(30),
+      position_atom::value, st.user, m.conv)
+    .await(
+      [=](uint64_t position) mutable {
+        switch (judge(self, m, position)) {
+          case verdict::held: rp.deliver(ok_atom::value); break;
+          case verdict::next: append(self, m, rp); break;
+          case verdict::gap: rp.deliver(make_error(errc::internal, "inbox gap")); break;
+        }
+      },
+      [=](caf::error& e) mutable { rp.deliver(e); });
   return rp;
 }
 
