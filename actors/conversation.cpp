@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <tuple>
+#include <type_traits>
 
 #include <spdlog/spdlog.h>
 
@@ -191,22 +193,32 @@ diffusion mode(const conversation_state& st) {
   return diffusion_for(st.id.kind, st.members.size(), st.ctx->cfg.large_group);
 }
 
-// To this node's fanout actor and every up peer's: one message per node,
-// never one per member. `timeline`: a message, counted when it crosses.
+// Who hears of a timeline: membership and membership changes go to every
+// node (a joiner may be online where nobody else is); messages and typing
+// only to nodes with members online.
+enum class reach { every_node, nodes_with_members };
+
+// To this node's fanout actor and the up peers' ones: one message per
+// node, never one per member. A message (timeline_atom) is counted when it
+// crosses.
 template <class... Ts>
-void to_fanouts(self_ptr self, bool timeline, const Ts&... xs) {
+void to_fanouts(self_ptr self, reach r, const Ts&... xs) {
   auto* ctx = self->state.ctx;
+  constexpr bool counted = std::is_same<std::tuple_element_t<0, std::tuple<Ts...>>, timeline_atom>::value;
   self->send(ctx->fanout, xs...);
   for (const auto& [name, fanout] : ctx->dir->peer_fanouts()) {
+    if (r == reach::nodes_with_members && !self->state.interested.count(fanout.address()))
+      continue;
     tell(self, ctx, fanout, xs...);
-    if (timeline)
+    if (counted)
       ctx->metrics->cluster_timeline_sent++;
   }
 }
 
 void tell_fanout(self_ptr self, std::vector<std::string> added, std::vector<std::string> removed,
                  bool reset) {
-  to_fanouts(self, false, members_atom::value, self->state.id.name, added, removed, reset);
+  to_fanouts(self, reach::every_node, members_atom::value, self->state.id.name, added, removed,
+             reset);
 }
 
 // Parks a reply until its commit: the state answers it if the actor dies.
@@ -283,7 +295,8 @@ void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
         self->state.committed = msgs.back().seq;
         for (const auto& m : msgs) {
           if (timeline)
-            to_fanouts(self, true, timeline_atom::value, m);
+            to_fanouts(self, m.type == "system" ? reach::every_node : reach::nodes_with_members,
+                       timeline_atom::value, m);
           start_fanout(self, m, timeline ? std::vector<std::string>{} : audience);
         }
         done(nullptr);
@@ -534,6 +547,13 @@ conversation_actor::behavior_type conversation_fun(self_ptr self, const node_con
     },
     // A node's fanout actor came up (again): it needs the membership of
     // this timeline before the messages that follow.
+    // A node's fanout has members of this timeline online, or no longer.
+    [=](interest_atom, fanout_actor& fanout, bool any) {
+      if (any)
+        self->state.interested.insert(fanout.address());
+      else
+        self->state.interested.erase(fanout.address());
+    },
     [=](resync_atom, fanout_actor& fanout) {
       auto& st = self->state;
       if (mode(st) == diffusion::timeline)
@@ -549,7 +569,7 @@ conversation_actor::behavior_type conversation_fun(self_ptr self, const node_con
       if (!is_member(st, user))
         return make_error(errc::forbidden, "not a member of " + st.id.name);
       if (mode(st) == diffusion::timeline) {   // online members only, through the fanouts
-        to_fanouts(self, false, typing_atom::value, st.id.name, user);
+        to_fanouts(self, reach::nodes_with_members, typing_atom::value, st.id.name, user);
         return ok_atom::value;
       }
       for (const auto& member : st.members)

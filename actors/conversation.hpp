@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -40,6 +41,9 @@ struct conversation_state {
   bool fanout_retry_scheduled = false;
   std::chrono::milliseconds retry_delay{1000};   // grows while retries fail
   lookups<user_actor> inboxes;   // members' inboxes on other nodes, being looked up
+  // Fanouts of other nodes with members of this timeline online: the only
+  // ones its messages go to (membership goes to every node).
+  std::unordered_set<caf::actor_addr> interested;
   uint64_t round = 0;              // replies of older rounds are ignored
   std::map<uint64_t, size_t> outstanding;   // seq -> copies not yet confirmed
   // Replies owed to requesters, answered after their commit. If the actor

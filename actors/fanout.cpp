@@ -51,6 +51,76 @@ void deliver(self_ptr self, const message& m) {
   ctx->metrics->pushes += pushed;
 }
 
+// Tells a conversation on another node whether members of it are online
+// here (its own node's fanout gets every message anyway).
+void tell_interest(self_ptr self, const std::string& conv, bool any) {
+  auto i = self->state.present.find(conv);
+  if (i == self->state.present.end() || !i->second.owner
+      || i->second.owner.node() == self->node())
+    return;
+  tell(self, self->state.ctx, i->second.owner, interest_atom::value,
+       caf::actor_cast<fanout_actor>(self), any);
+}
+
+// Moves the count of online members of `conv` by `delta`; tells on 0 <-> 1.
+void count_online(self_ptr self, const std::string& conv, int delta) {
+  auto i = self->state.present.find(conv);
+  if (i == self->state.present.end())
+    return;
+  auto before = i->second.online;
+  i->second.online = delta > 0 ? before + 1 : (before > 0 ? before - 1 : 0);
+  if ((before == 0) != (i->second.online == 0))
+    tell_interest(self, conv, i->second.online > 0);
+}
+
+// A user's first connection here came, or its last one went.
+void user_online(self_ptr self, const std::string& user, bool online) {
+  auto i = self->state.convs_of.find(user);
+  if (i == self->state.convs_of.end())
+    return;
+  for (const auto& conv : i->second)
+    count_online(self, conv, online ? 1 : -1);
+}
+
+void change_members(self_ptr self, std::string& conv, std::vector<std::string>& added,
+                    std::vector<std::string>& removed, bool reset) {
+  auto& st = self->state;
+  auto& members = st.subs[conv];
+  auto& p = st.present[conv];
+  if (auto owner = caf::actor_cast<conversation_actor>(self->current_sender()))
+    p.owner = owner;   // a respawned conversation has a new actor
+  auto was = p.online;
+  if (reset) {
+    for (const auto& u : members)
+      if (auto i = st.convs_of.find(u); i != st.convs_of.end() && i->second.erase(conv)
+                                         && i->second.empty())
+        st.convs_of.erase(i);
+    members.clear();
+    p.online = 0;
+  }
+  for (auto& u : added)
+    if (members.insert(u).second) {
+      st.convs_of[u].insert(conv);
+      p.online += st.online.count(u);
+    }
+  for (const auto& u : removed)
+    if (members.erase(u) > 0) {
+      if (auto i = st.convs_of.find(u); i != st.convs_of.end() && i->second.erase(conv)
+                                         && i->second.empty())
+        st.convs_of.erase(i);
+      if (st.online.count(u) && p.online > 0)
+        --p.online;
+    }
+  // A (re)set membership comes from a conversation that knows nothing of
+  // this node yet: it always hears; a change only when it matters.
+  if (reset || (was == 0) != (p.online == 0))
+    tell_interest(self, conv, p.online > 0);
+  if (members.empty()) {
+    st.subs.erase(conv);
+    st.present.erase(conv);
+  }
+}
+
 } // namespace
 
 fanout_actor::behavior_type fanout_fun(self_ptr self, const node_context* ctx) {
@@ -65,8 +135,10 @@ fanout_actor::behavior_type fanout_fun(self_ptr self, const node_context* ctx) {
       conns.erase(std::remove_if(conns.begin(), conns.end(),
                                  [&](const local_conn& c) { return c.actor.address() == dm.source; }),
                   conns.end());
-      if (conns.empty())
+      if (conns.empty()) {
         st.online.erase(i);
+        user_online(self, u->second, false);
+      }
     }
     st.user_of.erase(u);
   });
@@ -74,19 +146,15 @@ fanout_actor::behavior_type fanout_fun(self_ptr self, const node_context* ctx) {
     [=](online_atom, std::string& user, local_conn& conn) {
       self->monitor(conn.actor);
       self->state.user_of.emplace(conn.actor.address(), user);
-      self->state.online[user].push_back(std::move(conn));
+      auto& conns = self->state.online[user];
+      conns.push_back(std::move(conn));
+      if (conns.size() == 1)
+        user_online(self, user, true);
     },
     [=](members_atom, std::string& conv, std::vector<std::string>& added,
         std::vector<std::string>& removed, bool reset) {
-      auto& members = self->state.subs[conv];
-      if (reset)
-        members.clear();
-      for (auto& u : added)
-        members.insert(std::move(u));
-      for (const auto& u : removed)
-        members.erase(u);
-      if (members.empty())
-        self->state.subs.erase(conv);
+      count_received(self, ctx);
+      change_members(self, conv, added, removed, reset);
     },
     [=](timeline_atom, message& m) {
       count_received(self, ctx);

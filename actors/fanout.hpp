@@ -20,6 +20,16 @@ struct fanout_state {
   std::unordered_map<caf::actor_addr, std::string> user_of;
   // timeline conversation -> its members (as the conversation told us)
   std::unordered_map<std::string, std::unordered_set<std::string>> subs;
+  // user -> the timeline conversations here it is a member of
+  std::unordered_map<std::string, std::unordered_set<std::string>> convs_of;
+  // timeline conversation -> its actor and how many members are online
+  // here; a conversation on another node hears when that leaves or comes
+  // back to 0, and sends its messages only to nodes with members online.
+  struct presence_count {
+    conversation_actor owner;
+    size_t online = 0;
+  };
+  std::unordered_map<std::string, presence_count> present;
   static inline const char* name = "fanout";
 };
 

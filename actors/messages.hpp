@@ -65,6 +65,7 @@ using conv_atom = caf::atom_constant<caf::atom("conv")>;            // the actor
 using resync_atom = caf::atom_constant<caf::atom("resync")>;        // a fanout (re)joined
 using rejoin_atom = caf::atom_constant<caf::atom("rejoin")>;        // retry what a node's death broke
 using position_atom = caf::atom_constant<caf::atom("position")>;    // where a member's copies start
+using interest_atom = caf::atom_constant<caf::atom("interest")>;    // a node has members online (or not)
 using ok_atom = caf::ok_atom;
 
 // ---- payloads
@@ -181,7 +182,8 @@ using conversation_actor = caf::typed_actor<
   caf::replies_to<group_atom, group_op, std::string, std::vector<std::string>>::with<ok_atom>,
   caf::replies_to<typing_atom, std::string>::with<ok_atom>,          // user
   caf::reacts_to<refanout_atom>,                                     // own timer
-  caf::reacts_to<resync_atom, fanout_actor>>;                        // a node's fanout came up
+  caf::reacts_to<resync_atom, fanout_actor>,                         // a node's fanout came up
+  caf::reacts_to<interest_atom, fanout_actor, bool>>;                // it has members online
 
 // What a node tells a peer that connects: its per-node actors.
 struct node_hello {

@@ -678,6 +678,73 @@ TEST_CASE("a room over three nodes: one timeline message crosses to each other n
           == json{{"t", "typing"}, {"conv", conv}, {"user", "m0"}});
 }
 
+// ===================================================================== 4b
+
+TEST_CASE("read diffusion skips nodes without members online, and finds them when they come") {
+  cluster_fixture cl(3);
+  REQUIRE(cl.wait_cluster_up());
+  const auto conv = first_name("r:quiet", [](const std::string& c) { return owner(c) == "n1"; });
+  auto sent_by_owner = [&] {
+    auto x = metric(cl.node(1).port(), "imengine_cluster_timeline_sent_total");
+    REQUIRE(x.has_value());
+    return *x;
+  };
+  // two members online on n1, two on n2, none on n3
+  std::vector<client> m;
+  for (size_t i = 0; i < 4; ++i)
+    m.push_back(login(cl, i % 2 + 1, "q" + std::to_string(i), "d"));
+  for (auto& c : m)
+    REQUIRE(c->request({{"t", "join"}, {"conv", conv}})["t"] == "ok");
+  uint64_t seq = 4;   // the joins
+  // Sends one message and waits until every member in `m` has it.
+  int n_sent = 0;
+  auto one_message = [&](const std::string& body) {
+    auto ack = m[0]->request(send_frame(conv, "x" + std::to_string(n_sent++), body));
+    REQUIRE(ack["t"] == "ack");
+    seq = ack["seq"].get<uint64_t>();
+    for (size_t i = 0; i < m.size(); ++i) {
+      CAPTURE(i);
+      CHECK(m[i]->wait_for(is_msg(conv, seq), 10000ms)["body"] == body);
+    }
+  };
+  one_message("warm-up");   // the nodes' interest has reached n1 by now
+  auto before = sent_by_owner();
+  one_message("to n1 and n2");
+  CHECK(sent_by_owner() - before == 1);   // n2 only: n3 has nobody online
+  // a member comes online on n3 and joins: its node gets messages again
+  m.push_back(login(cl, 3, "q4", "d"));
+  REQUIRE(m.back()->request({{"t", "join"}, {"conv", conv}})["t"] == "ok");
+  bool reached = false;
+  for (int attempt = 0; attempt < 20 && !reached; ++attempt) {   // bounded: interest is a message
+    auto ack = m[0]->request(send_frame(conv, "probe" + std::to_string(attempt), "probe"));
+    REQUIRE(ack["t"] == "ack");
+    try {
+      m.back()->wait_for(is_msg(conv, ack["seq"].get<uint64_t>()), 1000ms);
+      reached = true;
+    } catch (const std::exception&) {
+    }
+  }
+  REQUIRE(reached);
+  before = sent_by_owner();
+  one_message("to all three");
+  CHECK(sent_by_owner() - before == 2);
+  // it leaves again (its last connection closes): n3 stops getting them
+  m.back()->close();
+  m.pop_back();
+  bool quiet = false;
+  for (int attempt = 0; attempt < 20 && !quiet; ++attempt) {
+    before = sent_by_owner();
+    one_message("after q4 left " + std::to_string(attempt));
+    quiet = sent_by_owner() - before == 1;
+  }
+  CHECK(quiet);
+  // nothing is lost for anyone: the history has every message
+  auto history = whole_history(*m[3], conv);
+  REQUIRE(history.size() == seq);
+  for (size_t i = 0; i < history.size(); ++i)
+    CHECK(history[i]["seq"] == i + 1);
+}
+
 // ===================================================================== 5
 
 TEST_CASE("presence across nodes: offline, online when he logs in elsewhere, offline when he leaves") {
