@@ -124,6 +124,7 @@ peers_actor::behavior_type peers_fun(self_ptr self, const node_context* ctx,
                                      std::vector<peer> peers) {
   auto& st = self->state;
   st.ctx = ctx;
+  log_stray_errors(self);
   for (auto& p : peers)
     if (p.name != ctx->cfg.node)
       st.peers.emplace(p.name, peer_state{p, {}, {}, std::chrono::milliseconds(100), false});

@@ -683,6 +683,7 @@ connection_actor::behavior_type connection_fun(self_ptr self, const node_context
                                                std::shared_ptr<frame_sink> sink) {
   self->state.ctx = ctx;
   self->state.sink = std::move(sink);
+  log_stray_errors(self);
   ctx->metrics->connections++;
   ctx->metrics->connections_total++;
   self->attach_functor([stats = ctx->metrics] { stats->connections--; });

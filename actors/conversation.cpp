@@ -525,6 +525,7 @@ conversation_actor::behavior_type conversation_fun(self_ptr self, const node_con
   auto& st = self->state;
   st.ctx = ctx;
   st.id = std::move(id);
+  log_stray_errors(self);
   // A crashed predecessor's commits may still wait at the writer: a no-op
   // job behind them tells when they are done, and `await` holds every
   // request until then, so the state read below is the final one.

@@ -125,6 +125,7 @@ void change_members(self_ptr self, std::string& conv, std::vector<std::string>& 
 
 fanout_actor::behavior_type fanout_fun(self_ptr self, const node_context* ctx) {
   self->state.ctx = ctx;
+  log_stray_errors(self);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     auto u = st.user_of.find(dm.source);

@@ -144,6 +144,7 @@ std::vector<unread_entry> unread(self_ptr self, const std::string& user) {
 
 reader_actor::behavior_type reader_fun(self_ptr self, const node_context* ctx) {
   self->state.ctx = ctx;
+  log_stray_errors(self);
   return {
     [=](history_atom, const std::string& user, const history_query& q) {
       count_received(self, ctx);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <caf/all.hpp>
+#include <spdlog/spdlog.h>
 
 #include "actors/directory.hpp"
 #include "actors/messages.hpp"
@@ -56,6 +57,16 @@ void observe_request(Self* self, const node_context* ctx, const Handle& h,
   if (auto* p = ctx->metrics->peer(ctx->dir->peer_name(h.node())))
     p->request_seconds.observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+// An error message that answers no request (a one-way message a peer
+// could not take, e.g. from a node of another version) is logged: CAF's
+// default would stop the actor that sent it.
+template <class Self>
+void log_stray_errors(Self* self) {
+  self->set_error_handler([self](caf::error& e) {
+    spdlog::warn("{} {}: {}", self->name(), self->id(), self->system().render(e));
+  });
 }
 
 // A one-way message, counted when it crosses nodes.

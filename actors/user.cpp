@@ -171,6 +171,7 @@ user_actor::behavior_type user_fun(self_ptr self, const node_context* ctx, std::
   auto& st = self->state;
   st.ctx = ctx;
   st.user = std::move(user);
+  log_stray_errors(self);
   load_head(self);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
