@@ -11,7 +11,8 @@
 
 namespace imengine {
 
-node_actor::behavior_type node_fun(node_actor::pointer self, const node_context* ctx) {
+directory_actor::behavior_type directory_fun(directory_actor::pointer self,
+                                             const node_context* ctx) {
   return {
     [=](hello_atom, const std::string& from) -> caf::result<node_hello> {
       spdlog::info("{}: hello from {}", ctx->cfg.node, from);
@@ -55,7 +56,7 @@ void mark(const node_context* ctx, const std::string& name, bool up) {
     m->up.store(up ? 1 : 0);
 }
 
-void on_hello(self_ptr self, const std::string& name, const node_actor& h, node_hello& hi) {
+void on_hello(self_ptr self, const std::string& name, const directory_actor& h, node_hello& hi) {
   auto& st = self->state;
   auto& p = st.peers.at(name);
   if (hi.node != name) {
@@ -90,11 +91,11 @@ void dial(self_ptr self, const std::string& name) {
       [=](caf::node_id& nid, caf::strong_actor_ptr& ptr, std::set<std::string>& ifs) {
         auto& p = self->state.peers.at(name);
         // The middleman's cache may still answer with the dead node.
-        if (!ptr || nid == p.last_dead || !self->system().assignable<node_actor>(ifs)) {
+        if (!ptr || nid == p.last_dead || !self->system().assignable<directory_actor>(ifs)) {
           retry_later(self, p);
           return;
         }
-        auto h = caf::actor_cast<node_actor>(ptr);
+        auto h = caf::actor_cast<directory_actor>(ptr);
         self->request(h, dial_timeout, hello_atom::value, self->state.ctx->cfg.node)
           .then([=](node_hello& hi) { on_hello(self, name, h, hi); },
                 [=](caf::error&) { retry_later(self, self->state.peers.at(name)); });

@@ -14,10 +14,11 @@ namespace imengine {
 
 struct node_context;
 
-// The node actor, published on the cluster port: peers ask it for the
+// The directory actor, published on the cluster port: peers ask it for the
 // actors this node owns, spawning them on first use. A request for what
 // this node does not own is refused: the node lists disagree.
-node_actor::behavior_type node_fun(node_actor::pointer self, const node_context* ctx);
+directory_actor::behavior_type directory_fun(directory_actor::pointer self,
+                                             const node_context* ctx);
 
 using dial_atom = caf::atom_constant<caf::atom("dial")>;   // (re)connect to a peer
 
@@ -26,7 +27,7 @@ using peers_actor = caf::typed_actor<caf::reacts_to<dial_atom, std::string>>;
 
 struct peer_state {
   peer cfg;
-  node_actor node;                  // valid while up
+  directory_actor node;                  // valid while up
   caf::node_id last_dead;           // a connect that returns it again is stale
   std::chrono::milliseconds backoff{100};
   bool dialing = false;

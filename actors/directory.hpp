@@ -20,7 +20,7 @@ struct node_context;
 
 // A peer node while it is up, as this node reaches it.
 struct peer_link {
-  node_actor node;
+  directory_actor node;
   fanout_actor fanout;
   reader_actor reader;
 };

@@ -194,7 +194,7 @@ struct node_hello {
 
 // One per node, published on the cluster port: how other nodes reach
 // the actors this node owns (actors/cluster.hpp).
-using node_actor = caf::typed_actor<
+using directory_actor = caf::typed_actor<
   caf::replies_to<hello_atom, std::string>::with<node_hello>,        // the caller's node name
   caf::replies_to<user_atom, std::string>::with<user_actor>,          // find or spawn
   caf::replies_to<conv_atom, std::string>::with<conversation_actor>>; // find or spawn

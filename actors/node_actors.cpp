@@ -67,7 +67,7 @@ node_actors::node_actors(caf::actor_system_config& caf_cfg, const engine_config&
   ctx_.dir = dir_.get();
   if (cluster_->alone())
     return;
-  node_ = sys_->spawn(node_fun, &ctx_);
+  node_ = sys_->spawn(directory_fun, &ctx_);
   auto port = sys_->middleman().publish(node_, cfg.cluster_port, cfg.cluster_host.c_str(), true);
   if (!port) {
     auto why = sys_->render(port.error());

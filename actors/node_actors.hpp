@@ -27,7 +27,7 @@ public:
   // Opens the store (throws storage::lmdb_error), registers the message
   // types on `caf_cfg` (which must outlive this; in a cluster it also
   // loads CAF's middleman) and spawns the actors; in a cluster, publishes
-  // the node actor (throws std::runtime_error if the port cannot be bound).
+  // the directory actor (throws std::runtime_error if the port cannot be bound).
   node_actors(caf::actor_system_config& caf_cfg, const engine_config& cfg);
   ~node_actors();   // stop(), then the actor system, then the store
   node_actors(const node_actors&) = delete;
@@ -57,7 +57,7 @@ private:
   std::unique_ptr<caf::actor_system> sys_;
   node_context ctx_;
   std::unique_ptr<directory> dir_;
-  node_actor node_;     // published on the cluster port (cluster only)
+  directory_actor node_;     // published on the cluster port (cluster only)
   peers_actor peers_;   // links to the other nodes (cluster only)
   bool stopped_ = false;
 };

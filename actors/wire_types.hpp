@@ -40,7 +40,7 @@ void for_each_wire_type(F&& f) {
   f(type_tag<fanout_actor>{}, "imengine::fanout_actor");
   f(type_tag<reader_actor>{}, "imengine::reader_actor");
   f(type_tag<node_hello>{}, "imengine::node_hello");
-  f(type_tag<node_actor>{}, "imengine::node_actor");
+  f(type_tag<directory_actor>{}, "imengine::directory_actor");
 }
 
 } // namespace imengine
