@@ -201,7 +201,7 @@ TEST_CASE("every message of every interface that crosses nodes serializes") {
   check_interface(f, conversation_actor::signatures{});
   check_interface(f, fanout_actor::signatures{});
   check_interface(f, reader_actor::signatures{});
-  check_interface(f, node_actor::signatures{});
+  check_interface(f, directory_actor::signatures{});
 }
 
 TEST_CASE("the round trip would notice an unregistered type") {
