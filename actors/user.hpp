@@ -34,8 +34,8 @@ struct user_state {
 // per conversation; pushes each committed copy to every live connection of
 // the user; keeps per-device acked positions; syncs reads to the user's
 // other devices (receipts to dm peers); answers inbox pages; relays
-// typing; tells presence watchers
-// when the user comes online (first device) or goes offline (last device).
+// typing; tells presence watchers when the user comes online (first
+// device) or goes offline (last device).
 user_actor::behavior_type user_fun(user_actor::stateful_pointer<user_state> self,
                                    const node_context* ctx, std::string user);
 
