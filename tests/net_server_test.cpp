@@ -149,6 +149,19 @@ struct test_server {
   std::unique_ptr<ws_client> connect() {
     return std::make_unique<ws_client>("127.0.0.1", port);
   }
+
+  // Connects and waits for the server's record of that connection. The
+  // server opens handshaken connections in whatever order its io threads
+  // finish them, so two connect()s before a conn(i) may pair them wrongly.
+  std::pair<std::unique_ptr<ws_client>, std::shared_ptr<connection>> open() {
+    size_t n;
+    {
+      std::lock_guard<std::mutex> lock(rec->mtx);
+      n = rec->conns.size();
+    }
+    auto c = connect();
+    return {std::move(c), rec->conn(n)};
+  }
 };
 
 struct http_reply {
@@ -273,17 +286,16 @@ TEST_CASE("sink sends from foreign threads keep each thread's order") {
   imengine::net::server_options o;
   o.threads = 4;   // the session's strand, not a single io thread, orders them
   test_server s(o);
-  auto other = s.connect();   // busy neighbour on another strand
-  auto c = s.connect();
-  auto conn = s.rec->conn(1);
-  REQUIRE(conn);
+  auto [other, other_conn] = s.open();   // busy neighbour on another strand
+  auto [c, conn] = s.open();
+  REQUIRE((other_conn && conn));
   other->send_text("burst:5000");
   constexpr int threads = 4, per_thread = 2000;
   std::vector<std::thread> senders;
   for (int t = 0; t < threads; ++t)
-    senders.emplace_back([&, t] {
+    senders.emplace_back([t, sink = conn->sink] {
       for (int i = 0; i < per_thread; ++i)
-        conn->sink->send(bytes(json{{"t", "n"}, {"th", t}, {"n", i}}.dump()), false);
+        sink->send(bytes(json{{"t", "n"}, {"th", t}, {"n", i}}.dump()), false);
     });
   for (auto& t : senders)
     t.join();
@@ -352,12 +364,9 @@ TEST_CASE("close(4001) flushes the queued frames first; on_close once") {
 
 TEST_CASE("on_close once, whoever ends the connection") {
   test_server s;
-  auto graceful = s.connect();
-  auto g = s.rec->conn(0);
-  auto dropped = s.connect();
-  auto d = s.rec->conn(1);
-  auto too_big = s.connect();
-  auto b = s.rec->conn(2);
+  auto [graceful, g] = s.open();
+  auto [dropped, d] = s.open();
+  auto [too_big, b] = s.open();
   REQUIRE((g && d && b));
 
   graceful->close();
@@ -402,10 +411,8 @@ TEST_CASE("heartbeat: a live client is pinged and kept, a frozen one dropped") {
   imengine::net::server_options o;
   o.heartbeat = 200ms;
   test_server s(o);
-  auto live = s.connect();
-  auto frozen = s.connect();
-  auto l = s.rec->conn(0);
-  auto f = s.rec->conn(1);
+  auto [live, l] = s.open();
+  auto [frozen, f] = s.open();
   REQUIRE((l && f));
   frozen->freeze();
   // Dropped after 2 silent periods (400-600 ms); allow a loaded machine.
