@@ -4,6 +4,7 @@
 
 #include "actors/directory.hpp"
 #include "actors/node_context.hpp"
+#include "actors/plugins.hpp"
 #include "engine/frame_writer.hpp"
 #include "engine/jwt.hpp"
 #include "engine/rules.hpp"
@@ -177,10 +178,25 @@ void on_ping(self_ptr self, const json&, origin o) {
 
 void register_device(self_ptr self, const user_actor& inbox, const auth_req& a, origin o);
 
+// Tells the plugins' session hooks that this device connected or left.
+template <class Atom>
+void notify_session(self_ptr self, Atom what) {
+  auto& st = self->state;
+  if (!st.ctx->plugins)
+    return;
+  for (const auto& slot : st.ctx->plugins->session)
+    if (hook_takes_user(slot->options(), st.user))
+      observe(self, slot, what, st.user, st.device);
+}
+
 void on_auth(self_ptr self, auth_req& a, origin o) {
   auto& st = self->state;
   if (st.authed) {
     reply_error(self, o.req, {errc::bad_frame, "already authenticated"}, o.enc);
+    return;
+  }
+  if (reserved_user(a.user)) {
+    reply_error(self, o.req, {errc::forbidden, a.user + " is reserved for the server"}, o.enc);
     return;
   }
   if (st.ctx->cfg.auth == "jwt") {
@@ -218,6 +234,7 @@ void register_device(self_ptr self, const user_actor& inbox, const auth_req& a, 
         self->send(st.ctx->fanout, online_atom::value, st.user,
                    local_conn{caf::actor_cast<connection_actor>(self), st.sink,
                               o.enc == encoding::msgpack});
+        notify_session(self, plugin::connect_atom::value);
       },
       [=](caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); });
 }
@@ -710,6 +727,8 @@ connection_actor::behavior_type connection_fun(self_ptr self, const node_context
     },
     [=](closed_atom) {
       auto& st = self->state;
+      if (st.authed)
+        notify_session(self, plugin::disconnect_atom::value);
       if (st.inbox)
         self->send(st.inbox, unregister_atom::value, st.device,
                    caf::actor_cast<connection_actor>(self));

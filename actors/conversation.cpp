@@ -93,6 +93,33 @@ void fanout_confirmed(self_ptr self, uint64_t round, uint64_t seq) {
   }
 }
 
+// The plugins' hooks for this conversation and its members of now.
+void load_hooks(self_ptr self) {
+  auto& st = self->state;
+  if (st.ctx->plugins && st.ctx->plugins->any_conv_hooks())
+    st.hooks = st.ctx->plugins->for_conv(st.id, st.members);
+}
+
+// The plugins' observers of committed messages, and of copies that found
+// no device of their user online.
+void notify_after(self_ptr self, const message& m) {
+  auto& slots = self->state.hooks.after;
+  if (slots.empty())
+    return;
+  auto ev = event_of(m);
+  for (const auto& slot : slots)
+    observe(self, slot, plugin::after_persist_atom::value, ev);
+}
+
+void notify_offline(self_ptr self, const std::string& user, const message& m) {
+  auto& slots = self->state.hooks.offline;
+  if (slots.empty())
+    return;
+  auto ev = event_of(m);
+  for (const auto& slot : slots)
+    observe(self, slot, plugin::offline_atom::value, user, ev);
+}
+
 // Copies one committed message into every member's inbox. Members receive
 // a conversation's messages in seq order: requests to one actor are
 // delivered in the order they were sent.
@@ -108,7 +135,11 @@ void start_fanout(self_ptr self, const message& m, const std::vector<std::string
       self, st.ctx, &st.inboxes, member,
       [=](const user_actor& inbox) {
         ask(self, self->state.ctx, inbox, fanout_timeout, deliver_atom::value, m)
-          .then([=](ok_atom) { fanout_confirmed(self, round, seq); },
+          .then([=](bool offline) {
+                  if (offline)
+                    notify_offline(self, member, m);
+                  fanout_confirmed(self, round, seq);
+                },
                 [=](caf::error&) { fanout_failed(self, round); });
       },
       [=](const caf::error&) { fanout_failed(self, round); });
@@ -298,6 +329,7 @@ void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
             to_fanouts(self, m.type == "system" ? reach::every_node : reach::nodes_with_members,
                        timeline_atom::value, m);
           start_fanout(self, m, timeline ? std::vector<std::string>{} : audience);
+          notify_after(self, m);
         }
         done(nullptr);
       },
@@ -314,18 +346,110 @@ void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
       });
 }
 
-caf::result<send_ack> handle_send(self_ptr self, const std::string& user,
-                                  const std::string& device, std::vector<send_item>& items) {
-  auto& st = self->state;
-  if (items.empty())
-    return make_error(errc::bad_frame, "no messages");
-  if (st.id.kind == conv_kind::group && st.assigned == 0)
-    return make_error(errc::not_found, "no such group " + st.id.name);
-  if (!is_member(st, user))
-    return make_error(errc::forbidden, "not a member of " + st.id.name);
-  auto rp = self->make_response_promise<send_ack>();
-  if (wait_inflight(self, user, items, rp) || answer_committed(self, user, items, rp))
-    return rp;
+// Runs the staged operations that are ready, from the front: a send whose
+// verdicts are in waits for every operation that arrived before it.
+void drain(self_ptr self) {
+  auto& staged = self->state.staged;
+  while (!staged.empty() && staged.front()->ready) {
+    auto op = std::move(staged.front());
+    staged.pop_front();
+    op->run();
+  }
+}
+
+// Queues an operation behind the staged sends, ready to run in its turn.
+void stage_ready(self_ptr self, std::function<void()> run) {
+  auto op = std::make_shared<conversation_state::staged_op>();
+  op->ready = true;
+  op->run = std::move(run);
+  self->state.staged.push_back(std::move(op));
+  drain(self);
+}
+
+using verdict_done = std::function<void(const caf::error*, plugin::draft)>;
+using before_slots = hook_slots<plugin::before_persist_actor>;
+
+bool valid_rewrite(const node_context* ctx, const plugin::verdict& v) {
+  if (v.body.size() > ctx->cfg.max_frame)
+    return false;
+  auto ex = json::parse(v.ex, nullptr, false);
+  return !ex.is_discarded() && ex.is_object();
+}
+
+// Asks the before_persist hooks from the k-th on, each seeing the one
+// before's rewrite; done(refusal or nullptr, final draft). A missed
+// deadline, a dead plugin or an invalid rewrite applies the hook's policy.
+void run_before(self_ptr self, std::shared_ptr<const before_slots> slots, size_t k,
+                plugin::draft d, verdict_done done) {
+  if (k == slots->size())
+    return done(nullptr, std::move(d));
+  const auto& slot = (*slots)[k];
+  auto failed = [=](std::string why) mutable {
+    slot->counters.failures.fetch_add(1, std::memory_order_relaxed);
+    if (slot->options().on_failure == plugin::policy::fail_closed) {
+      slot->counters.rejected.fetch_add(1, std::memory_order_relaxed);
+      auto e = make_error(errc::rejected, slot->plugin() + " gave no verdict (" + why
+                                            + "); its policy is fail-closed");
+      return done(&e, std::move(d));
+    }
+    run_before(self, slots, k + 1, std::move(d), done);
+  };
+  auto h = slot->actor();
+  if (!h)
+    return failed("not running");
+  slot->counters.calls.fetch_add(1, std::memory_order_relaxed);
+  self->request(h, slot->options().deadline, plugin::before_persist_atom::value, d)
+    .then(
+      [=](plugin::verdict& v) mutable {
+        switch (v.what) {
+          case plugin::decision::accept:
+            break;
+          case plugin::decision::rewrite:
+            if (!valid_rewrite(self->state.ctx, v))
+              return failed("invalid rewrite");
+            d.body = std::move(v.body);
+            d.ex = std::move(v.ex);
+            break;
+          case plugin::decision::reject: {
+            slot->counters.rejected.fetch_add(1, std::memory_order_relaxed);
+            auto e = make_error(errc::rejected, v.reason.empty() ? slot->plugin() + " rejected it"
+                                                                 : v.reason);
+            return done(&e, std::move(d));
+          }
+        }
+        run_before(self, slots, k + 1, std::move(d), done);
+      },
+      [=](caf::error& e) mutable { failed(self->system().render(e)); });
+}
+
+// Registers a send's cmids as in flight: a resend naming one of them
+// waits (in the returned list) for this one's outcome.
+using waiter_list = std::shared_ptr<std::vector<conversation_state::waiter>>;
+
+waiter_list begin_send(self_ptr self, const std::string& user,
+                       const std::vector<send_item>& items) {
+  auto waiters = std::make_shared<std::vector<conversation_state::waiter>>();
+  for (const auto& item : items)
+    self->state.inflight.emplace(inflight_key(user, item.cmid), waiters);
+  return waiters;
+}
+
+void end_send(self_ptr self, const std::string& user, const std::vector<send_item>& items) {
+  for (const auto& item : items)
+    self->state.inflight.erase(inflight_key(user, item.cmid));
+}
+
+// A send that did not commit: its requester and everyone who waited for it
+// learn why.
+void fail_send(self_ptr self, uint64_t reply, const waiter_list& waiters, const caf::error& e) {
+  answer(self, reply, e);
+  for (auto& w : *waiters)
+    w.rp.deliver(e);
+}
+
+// Assigns the next seqs to `items`, commits them and answers `reply`.
+void commit_send(self_ptr self, const std::string& user, const std::string& device,
+                 std::vector<send_item> items, uint64_t reply, waiter_list waiters) {
   auto ts = now_ms();
   std::vector<message> msgs;
   msgs.reserve(items.size());
@@ -339,22 +463,11 @@ caf::result<send_ack> handle_send(self_ptr self, const std::string& user,
     m.prio = item.prio;
     msgs.push_back(std::move(m));
   }
-  auto waiters = std::make_shared<std::vector<conversation_state::waiter>>();
-  for (const auto& m : msgs)
-    st.inflight.emplace(inflight_key(user, m.cmid), waiters);
-  auto settle = [self, user, msgs, waiters]() {
+  commit(self, msgs, nullptr, self->state.members, [=](const caf::error* e) mutable {
     for (const auto& m : msgs)
       self->state.inflight.erase(inflight_key(user, m.cmid));
-  };
-  auto reply = park(self, rp);
-  commit(self, msgs, nullptr, st.members, [=](const caf::error* e) mutable {
-    settle();
-    if (e) {
-      answer(self, reply, *e);
-      for (auto& w : *waiters)
-        w.rp.deliver(*e);
-      return;
-    }
+    if (e)
+      return fail_send(self, reply, waiters, *e);
     self->state.ctx->metrics->messages_accepted += msgs.size();
     answer(self, reply, ack_of(msgs, false));
     // Judged as resends now, not handed this batch's ack: a waiter may name
@@ -364,6 +477,63 @@ caf::result<send_ack> handle_send(self_ptr self, const std::string& user,
           && !answer_committed(self, user, w.items, w.rp))
         w.rp.deliver(make_error(errc::unavailable, "resend"));   // dedupe entry gone already
   });
+}
+
+// A send of a conversation with before_persist hooks: every item asks
+// them at once; the send commits in its turn once all have answered, or
+// fails whole if one refused (nothing stored, no seq used).
+void stage_send(self_ptr self, const std::string& user, const std::string& device,
+                std::vector<send_item> items, uint64_t reply, waiter_list waiters) {
+  auto& st = self->state;
+  auto op = std::make_shared<conversation_state::staged_op>();
+  st.staged.push_back(op);
+  auto slots = std::make_shared<const before_slots>(st.hooks.before);
+  auto batch = std::make_shared<std::vector<send_item>>(std::move(items));
+  auto left = std::make_shared<size_t>(batch->size());
+  auto refusal = std::make_shared<caf::error>();
+  for (size_t i = 0; i < batch->size(); ++i) {
+    auto& item = (*batch)[i];
+    plugin::draft d{st.id.name, user, device, item.type, item.body,
+                    item.ex.empty() ? "{}" : item.ex};
+    run_before(self, slots, 0, std::move(d), [=](const caf::error* e, plugin::draft d) {
+      auto& it = (*batch)[i];
+      if (e && !*refusal)
+        *refusal = *e;
+      it.body = std::move(d.body);
+      it.ex = d.ex == "{}" ? std::string{} : std::move(d.ex);
+      if (--*left > 0)
+        return;
+      op->ready = true;
+      op->run = [=]() {
+        if (*refusal) {
+          end_send(self, user, *batch);
+          return fail_send(self, reply, waiters, *refusal);
+        }
+        commit_send(self, user, device, std::move(*batch), reply, waiters);
+      };
+      drain(self);
+    });
+  }
+}
+
+caf::result<send_ack> handle_send(self_ptr self, const std::string& user,
+                                  const std::string& device, std::vector<send_item>& items) {
+  auto& st = self->state;
+  if (items.empty())
+    return make_error(errc::bad_frame, "no messages");
+  if (st.id.kind == conv_kind::group && st.assigned == 0)
+    return make_error(errc::not_found, "no such group " + st.id.name);
+  if (user != system_user && !is_member(st, user))
+    return make_error(errc::forbidden, "not a member of " + st.id.name);
+  auto rp = self->make_response_promise<send_ack>();
+  if (wait_inflight(self, user, items, rp) || answer_committed(self, user, items, rp))
+    return rp;
+  auto waiters = begin_send(self, user, items);
+  auto reply = park(self, rp);
+  if (st.hooks.before.empty() && st.staged.empty())
+    commit_send(self, user, device, std::move(items), reply, std::move(waiters));
+  else
+    stage_send(self, user, device, std::move(items), reply, std::move(waiters));
   return rp;
 }
 
@@ -371,10 +541,9 @@ using role_list = std::vector<std::pair<std::string, member_role>>;
 
 // A system message announcing a membership change, committed together
 // with the change itself. `audience`: who gets the announcement.
-caf::result<ok_atom> change_members(self_ptr self, const std::string& actor, group_op op,
-                                    const role_list& added,
-                                    const std::vector<std::string>& removed,
-                                    std::vector<std::string> audience) {
+void change_members(self_ptr self, const std::string& actor, group_op op, const role_list& added,
+                    const std::vector<std::string>& removed, std::vector<std::string> audience,
+                    uint64_t reply) {
   auto& st = self->state;
   json body{{"op", to_string(op)}, {"members", json::array()}};
   for (const auto& kv : added)
@@ -392,6 +561,7 @@ caf::result<ok_atom> change_members(self_ptr self, const std::string& actor, gro
   st.members.clear();
   for (const auto& kv : st.roles)
     st.members.push_back(kv.first);
+  load_hooks(self);
   auto now_timeline = mode(st) == diffusion::timeline;
   auto from_seq = m.seq;
   // Joiners hear of timeline messages from this one on: tell the fanout
@@ -412,8 +582,6 @@ caf::result<ok_atom> change_members(self_ptr self, const std::string& actor, gro
     for (const auto& user : resume_inboxes)
       s.set_delivered(t, user, conv, from_seq - 1);
   };
-  auto rp = self->make_response_promise<ok_atom>();
-  auto reply = park(self, rp);
   commit(self, {m}, change, std::move(audience), [=](const caf::error* e) mutable {
     if (!e && now_timeline && !removed.empty())
       tell_fanout(self, {}, removed, false);
@@ -424,7 +592,6 @@ caf::result<ok_atom> change_members(self_ptr self, const std::string& actor, gro
     else
       answer(self, reply, ok_atom::value);
   });
-  return rp;
 }
 
 bool listed(const role_list& users, const std::string& u) {
@@ -432,32 +599,33 @@ bool listed(const role_list& users, const std::string& u) {
 }
 
 // Rooms are open: anyone joins, anyone leaves.
-caf::result<ok_atom> handle_room(self_ptr self, group_op op, const std::string& actor) {
+void handle_room(self_ptr self, group_op op, const std::string& actor, uint64_t reply) {
   auto member = self->state.roles.count(actor) > 0;
   switch (op) {
     case group_op::join:
       if (member)
-        return ok_atom::value;
-      return change_members(self, actor, op, {{actor, member_role::member}}, {}, {});
+        return answer(self, reply, ok_atom::value);
+      return change_members(self, actor, op, {{actor, member_role::member}}, {}, {}, reply);
     case group_op::leave:
       if (!member)
-        return ok_atom::value;
-      return change_members(self, actor, op, {}, {actor}, {});
+        return answer(self, reply, ok_atom::value);
+      return change_members(self, actor, op, {}, {actor}, {}, reply);
     default:
-      return make_error(errc::bad_frame, "rooms have no managed membership: join or leave");
+      return answer(self, reply, make_error(errc::bad_frame, "rooms have no managed membership: join or leave"));
   }
 }
 
-caf::result<ok_atom> handle_group(self_ptr self, group_op op, const std::string& actor,
-                                  const std::vector<std::string>& users) {
+// Answers `reply` (parked: the operation may run later, behind staged sends).
+void handle_group(self_ptr self, group_op op, const std::string& actor,
+                  const std::vector<std::string>& users, uint64_t reply) {
   auto& st = self->state;
   if (st.id.kind == conv_kind::room)
-    return handle_room(self, op, actor);
+    return handle_room(self, op, actor, reply);
   if (st.id.kind != conv_kind::group || op == group_op::join || op == group_op::leave)
-    return make_error(errc::bad_frame, "only g: conversations have managed membership");
+    return answer(self, reply, make_error(errc::bad_frame, "only g: conversations have managed membership"));
   if (op == group_op::create) {
     if (st.assigned > 0)
-      return make_error(errc::forbidden, st.id.name + " exists already");
+      return answer(self, reply, make_error(errc::forbidden, st.id.name + " exists already"));
     role_list added{{actor, member_role::owner}};
     for (const auto& u : users)
       if (!listed(added, u))
@@ -465,36 +633,36 @@ caf::result<ok_atom> handle_group(self_ptr self, group_op op, const std::string&
     std::vector<std::string> audience;
     for (const auto& kv : added)
       audience.push_back(kv.first);
-    return change_members(self, actor, op, added, {}, audience);
+    return change_members(self, actor, op, added, {}, audience, reply);
   }
   if (st.assigned == 0)
-    return make_error(errc::not_found, "no such group " + st.id.name);
+    return answer(self, reply, make_error(errc::not_found, "no such group " + st.id.name));
   auto owner = st.roles.find(actor);
   if (owner == st.roles.end() || owner->second != member_role::owner)
-    return make_error(errc::forbidden, "only the owner of " + st.id.name + " changes its members");
+    return answer(self, reply, make_error(errc::forbidden, "only the owner of " + st.id.name + " changes its members"));
   if (op == group_op::add) {
     role_list added;
     for (const auto& u : users)
       if (!st.roles.count(u) && !listed(added, u))
         added.emplace_back(u, member_role::member);
     if (added.empty())
-      return ok_atom::value;
+      return answer(self, reply, ok_atom::value);
     auto audience = st.members;
     for (const auto& kv : added)
       audience.push_back(kv.first);
-    return change_members(self, actor, op, added, {}, audience);
+    return change_members(self, actor, op, added, {}, audience, reply);
   }
   // remove: the removed members get the announcement too
   std::vector<std::string> removed;
   for (const auto& u : users) {
     if (u == actor)
-      return make_error(errc::bad_frame, "the owner cannot be removed");
+      return answer(self, reply, make_error(errc::bad_frame, "the owner cannot be removed"));
     if (st.roles.count(u) && std::find(removed.begin(), removed.end(), u) == removed.end())
       removed.push_back(u);
   }
   if (removed.empty())
-    return ok_atom::value;
-  return change_members(self, actor, op, {}, removed, st.members);
+    return answer(self, reply, ok_atom::value);
+  return change_members(self, actor, op, {}, removed, st.members, reply);
 }
 
 // Members, seqs and the fan-out watermark as the store has them; finishes
@@ -502,6 +670,7 @@ caf::result<ok_atom> handle_group(self_ptr self, group_op op, const std::string&
 void load_state(self_ptr self) {
   auto& st = self->state;
   load_members(self);
+  load_hooks(self);
   if (mode(st) == diffusion::timeline)
     tell_fanout(self, st.members, {}, true);
   {
@@ -538,9 +707,16 @@ conversation_actor::behavior_type conversation_fun(self_ptr self, const node_con
       count_received(self, self->state.ctx);
       return handle_send(self, user, device, items);
     },
-    [=](group_atom, group_op op, std::string& actor, std::vector<std::string>& users) {
+    [=](group_atom, group_op op, std::string& actor,
+        std::vector<std::string>& users) -> caf::result<ok_atom> {
       count_received(self, self->state.ctx);
-      return handle_group(self, op, actor, users);
+      auto rp = self->make_response_promise<ok_atom>();
+      auto reply = park(self, rp);
+      if (self->state.staged.empty())
+        handle_group(self, op, actor, users, reply);
+      else   // behind the sends that arrived first
+        stage_ready(self, [=] { handle_group(self, op, actor, users, reply); });
+      return rp;
     },
     [=](refanout_atom) {
       self->state.fanout_retry_scheduled = false;

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -12,6 +14,7 @@
 #include <caf/all.hpp>
 
 #include "actors/messages.hpp"
+#include "actors/plugins.hpp"
 #include "actors/route.hpp"
 #include "engine/ids.hpp"
 
@@ -50,6 +53,15 @@ struct conversation_state {
   // dies first (a crash), the destructor tells them to resend.
   uint64_t last_reply = 0;
   std::unordered_map<uint64_t, caf::response_promise> replies;
+  // The plugins' hooks for this conversation (none: nothing below is used).
+  conv_hooks hooks;
+  // Sends waiting for before_persist verdicts, and the operations that
+  // arrived behind them: run in mailbox order, each once it is ready.
+  struct staged_op {
+    bool ready = false;
+    std::function<void()> run;
+  };
+  std::deque<std::shared_ptr<staged_op>> staged;
   ~conversation_state();
   static inline const char* name = "conversation";
 };

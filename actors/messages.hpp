@@ -14,6 +14,7 @@
 
 #include <caf/all.hpp>
 
+#include "engine/api_types.hpp"
 #include "engine/error.hpp"
 #include "engine/frame.hpp"
 #include "engine/frame_sink.hpp"
@@ -66,6 +67,9 @@ using resync_atom = caf::atom_constant<caf::atom("resync")>;        // a fanout 
 using rejoin_atom = caf::atom_constant<caf::atom("rejoin")>;        // retry what a node's death broke
 using position_atom = caf::atom_constant<caf::atom("position")>;    // where a member's copies start
 using interest_atom = caf::atom_constant<caf::atom("interest")>;    // a node has members online (or not)
+using http_atom = caf::atom_constant<caf::atom("http")>;            // a server API request
+using disconnect_atom = caf::atom_constant<caf::atom("disconnect")>; // close every device of a user
+using restart_atom = caf::atom_constant<caf::atom("restart")>;      // respawn a plugin's actor
 using ok_atom = caf::ok_atom;
 
 // ---- payloads
@@ -136,13 +140,14 @@ using connection_actor = caf::typed_actor<
 using user_actor = caf::typed_actor<
   caf::replies_to<register_atom, std::string, connection_actor>::with<uint64_t>,  // device -> head
   caf::reacts_to<unregister_atom, std::string, connection_actor>,
-  caf::replies_to<deliver_atom, message>::with<ok_atom>,
+  caf::replies_to<deliver_atom, message>::with<bool>,               // -> new copy, no device online
   caf::replies_to<sync_atom, uint64_t, uint32_t>::with<inbox_page>,   // after, limit
   caf::reacts_to<ack_atom, std::string, uint64_t>,                    // device, iseq
   caf::reacts_to<read_atom, std::string, uint64_t, std::string>,      // conv, seq, device
   caf::reacts_to<receipt_atom, std::string, std::string, uint64_t>,   // conv, reader, seq
   caf::reacts_to<typing_atom, std::string, std::string>,              // conv, user
   caf::replies_to<watch_atom, connection_actor>::with<bool>,          // -> online now
+  caf::replies_to<disconnect_atom, uint16_t>::with<uint32_t>,         // close code -> devices closed
   caf::reacts_to<persist_atom>>;                                      // own timer
 
 // One per node: the read side of what the node's store holds: history,
@@ -199,12 +204,25 @@ using directory_actor = caf::typed_actor<
   caf::replies_to<user_atom, std::string>::with<user_actor>,          // find or spawn
   caf::replies_to<conv_atom, std::string>::with<conversation_actor>>; // find or spawn
 
+// One per node: the server API (actors/api.hpp), and the gateway through
+// which whatever is not a client connection (the API, plugin bots) sends
+// as a user or as system_user, after the checks a client send gets.
+// Local only: reach another node's conversations through this node's one.
+using api_actor = caf::typed_actor<
+  // from, conv, message -> the ack of the commit (dup:true for a resent cmid)
+  caf::replies_to<send_atom, std::string, std::string, send_item>::with<send_ack>,
+  caf::replies_to<http_atom, api_request>::with<api_response>>;
+
 // One per node: the only LMDB writer (actors/storage_writer.hpp).
 using writer_actor = caf::typed_actor<
   caf::replies_to<write_job>::with<ok_atom>,
   caf::reacts_to<commit_atom>,                                       // own: end of a batch
   caf::reacts_to<sweep_atom>,                                        // own timer
   caf::reacts_to<stop_atom>>;
+
+// One per node with plugins: respawns the hook actors that crash
+// (actors/plugin_host.hpp). Its own timer names the hook to respawn.
+using plugin_supervisor_actor = caf::typed_actor<caf::reacts_to<restart_atom, uint32_t>>;
 
 // ---- inspection (CAF 0.17 style)
 
@@ -249,6 +267,16 @@ typename Inspector::result_type inspect(Inspector& f, message_page& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_hello& x) {
   return f(caf::meta::type_name("node_hello"), x.node, x.fanout, x.reader);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, api_request& x) {
+  return f(caf::meta::type_name("api_request"), x.method, x.target, x.body);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, api_response& x) {
+  return f(caf::meta::type_name("api_response"), x.status, x.body);
 }
 
 template <class Inspector>

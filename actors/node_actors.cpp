@@ -5,6 +5,7 @@
 
 #include <caf/io/all.hpp>
 
+#include "actors/api.hpp"
 #include "actors/fanout.hpp"
 #include "actors/messages.hpp"
 #include "actors/reader.hpp"
@@ -65,6 +66,16 @@ node_actors::node_actors(caf::actor_system_config& caf_cfg, const engine_config&
   ctx_.reader = sys_->spawn(reader_fun, &ctx_);
   dir_ = std::make_unique<directory>(*sys_, &ctx_);
   ctx_.dir = dir_.get();
+  ctx_.api = sys_->spawn(api_fun, &ctx_);
+  if (!cfg.plugins.empty()) {
+    try {
+      plugins_ = std::make_unique<plugin_host>(*sys_, &ctx_, cfg.plugins, cfg.plugin_config);
+    } catch (...) {
+      stop();
+      throw;
+    }
+    ctx_.plugins = &plugins_->registry();
+  }
   if (cluster_->alone())
     return;
   node_ = sys_->spawn(directory_fun, &ctx_);
@@ -85,6 +96,13 @@ node_actors::~node_actors() {
   store_.reset();
 }
 
+std::string node_actors::render_metrics() const {
+  auto out = stats_.render();
+  if (plugins_)
+    plugins_->registry().render(out);
+  return out;
+}
+
 void node_actors::resume_fanouts() {
   auto t = store_->read();
   for (const auto& name : store_->pending_fanouts(t))
@@ -96,6 +114,8 @@ void node_actors::stop() {
   if (stopped_)
     return;
   stopped_ = true;
+  if (plugins_)   // first: bots send no more
+    plugins_->stop();
   if (peers_)
     caf::anon_send_exit(peers_, caf::exit_reason::user_shutdown);
   if (node_)
@@ -104,12 +124,14 @@ void node_actors::stop() {
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx_.fanout, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx_.reader, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(ctx_.api, caf::exit_reason::user_shutdown);
   // A normal message: the writer commits every job queued before it.
   caf::anon_send(ctx_.writer, stop_atom::value);
   dir_->close();
   ctx_.writer = nullptr;
   ctx_.fanout = nullptr;
   ctx_.reader = nullptr;
+  ctx_.api = nullptr;
   sys_->await_all_actors_done();
 }
 

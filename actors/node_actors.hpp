@@ -7,6 +7,7 @@
 #include "actors/cluster.hpp"
 #include "actors/directory.hpp"
 #include "actors/node_context.hpp"
+#include "actors/plugin_host.hpp"
 #include "engine/cluster.hpp"
 #include "engine/config.hpp"
 #include "engine/ids.hpp"
@@ -27,7 +28,9 @@ public:
   // Opens the store (throws storage::lmdb_error), registers the message
   // types on `caf_cfg` (which must outlive this; in a cluster it also
   // loads CAF's middleman) and spawns the actors; in a cluster, publishes
-  // the directory actor (throws std::runtime_error if the port cannot be bound).
+  // the directory actor (throws std::runtime_error if the port cannot be bound);
+  // loads the plugins of cfg.plugins (throws std::runtime_error naming the
+  // one that cannot start).
   node_actors(caf::actor_system_config& caf_cfg, const engine_config& cfg);
   ~node_actors();   // stop(), then the actor system, then the store
   node_actors(const node_actors&) = delete;
@@ -39,6 +42,9 @@ public:
   storage::store& store() { return *store_; }
   metrics& stats() { return stats_; }
   const cluster_map& cluster() const { return *cluster_; }
+
+  // GET /metrics: the node's counters and its plugins'.
+  std::string render_metrics() const;
 
   // Spawns every conversation whose fan-out a crash cut short: it
   // finishes the fan-out as it starts.
@@ -59,6 +65,7 @@ private:
   std::unique_ptr<directory> dir_;
   directory_actor node_;     // published on the cluster port (cluster only)
   peers_actor peers_;   // links to the other nodes (cluster only)
+  std::unique_ptr<plugin_host> plugins_;
   bool stopped_ = false;
 };
 

@@ -16,6 +16,7 @@ namespace imengine {
 
 class cluster_map;
 class directory;
+struct plugin_registry;
 
 // What every actor of a node shares. Owned by the node, which outlives
 // every actor.
@@ -25,10 +26,12 @@ struct node_context {
   writer_actor writer;
   fanout_actor fanout;   // timeline deliveries to this node's connections
   reader_actor reader;   // history, group info, read state of this node's store
+  api_actor api;         // the server API, and the gateway bots send through
   imengine::metrics* metrics = nullptr;
   mid_generator* mids = nullptr;
   directory* dir = nullptr;
   const cluster_map* cluster = nullptr;   // owners of users and conversations
+  const plugin_registry* plugins = nullptr;   // hooks of loaded plugins (none: null)
   // Fault injection (tests, with cfg.fault_injection): the next register
   // at any user actor is refused, as by an inbox that cannot take it.
   mutable std::atomic<bool> refuse_next_register{false};

@@ -16,6 +16,13 @@ using self_ptr = reader_actor::stateful_pointer<reader_state>;
 // committed membership (what a reply already told the client).
 caf::error check_access(const node_context* ctx, const storage::txn& t, const conv_id& c,
                         const std::string& user) {
+  // The server API reads as system_user, which no client can be: any
+  // conversation that exists (a group must; dms and rooms read empty).
+  if (user == system_user) {
+    if (c.kind == conv_kind::group && !ctx->store->conv(t, c.name))
+      return make_error(errc::not_found, "no such group " + c.name);
+    return {};
+  }
   switch (c.kind) {
     case conv_kind::dm:
       if (!dm_member(c, user))

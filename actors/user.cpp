@@ -33,9 +33,10 @@ uint64_t& accepted_seq(self_ptr self, const std::string& conv) {
   return i->second;
 }
 
-// Appends `m` with the next iseq; answers `rp` after the commit and then
-// pushes it to every device.
-void append(self_ptr self, const message& m, caf::typed_response_promise<ok_atom> rp) {
+// Appends `m` with the next iseq; answers `rp` after the commit (true
+// when the user has no device online: the conversation's offline hook)
+// and then pushes it to every device.
+void append(self_ptr self, const message& m, caf::typed_response_promise<bool> rp) {
   auto& st = self->state;
   accepted_seq(self, m.conv) = m.seq;
   auto iseq = ++st.assigned;
@@ -49,7 +50,7 @@ void append(self_ptr self, const message& m, caf::typed_response_promise<ok_atom
         auto& st = self->state;
         st.head = iseq;
         st.ctx->metrics->inbox_appends++;
-        rp.deliver(ok_atom::value);
+        rp.deliver(st.devices.empty());
         for (const auto& kv : st.devices)
           tell(self, st.ctx, kv.second, push_atom::value, iseq, m);
       },
@@ -78,7 +79,7 @@ verdict judge(self_ptr self, const message& m, uint64_t position) {
 // past the next one is a join (or a return to inbox copies after a
 // timeline): the position it starts from is in the conversation's store.
 // Else it is refused, and the conversation resends from its watermark.
-caf::result<ok_atom> handle_deliver(self_ptr self, message& m) {
+caf::result<bool> handle_deliver(self_ptr self, message& m) {
   auto& st = self->state;
   auto v = judge(self, m, 0);
   if (v == verdict::gap) {
@@ -86,8 +87,8 @@ caf::result<ok_atom> handle_deliver(self_ptr self, message& m) {
     v = judge(self, m, st.ctx->store->user_conv_of(t, st.user, m.conv).delivered_seq);
   }
   if (v == verdict::held)
-    return ok_atom::value;
-  auto rp = self->make_response_promise<ok_atom>();
+    return false;   // told before, when it was new
+  auto rp = self->make_response_promise<bool>();
   if (v == verdict::next) {
     append(self, m, rp);
     return rp;
@@ -101,7 +102,7 @@ caf::result<ok_atom> handle_deliver(self_ptr self, message& m) {
     .await(
       [=](uint64_t position) mutable {
         switch (judge(self, m, position)) {
-          case verdict::held: rp.deliver(ok_atom::value); break;
+          case verdict::held: rp.deliver(false); break;
           case verdict::next: append(self, m, rp); break;
           case verdict::gap: rp.deliver(make_error(errc::internal, "inbox gap")); break;
         }
@@ -239,6 +240,13 @@ user_actor::behavior_type user_fun(self_ptr self, const node_context* ctx, std::
       }
     },
     [=](persist_atom) { persist_acks(self); },
+    // The server API's disconnect: every live connection closes with
+    // `code`; each unregisters as its socket goes.
+    [=](disconnect_atom, uint16_t code) {
+      for (const auto& kv : self->state.devices)
+        tell(self, self->state.ctx, kv.second, kick_atom::value, code);
+      return static_cast<uint32_t>(self->state.devices.size());
+    },
   };
 }
 

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace imengine {
 
@@ -25,11 +26,19 @@ struct engine_config {
   uint32_t push_window = 1024;    // unacked pushes per connection before pausing
   uint32_t slow_queue = 256;      // queued frames above which room pushes become notify
   bool fault_injection = false;   // serves `_crash` frames (tests only)
+  // The server API (docs/API.md): off while both are empty. main() reads
+  // api_key_file into api_key.
+  std::string api_key;
+  std::string api_key_file;
   // Cluster (docs/CLUSTER.md). Without peers the node runs alone and opens
   // no cluster port.
   std::string peers;                     // n1@host:port,n2@host:port,...
   uint16_t cluster_port = 0;             // this node's; 0: its own entry in peers
   std::string cluster_host = "127.0.0.1";
+  // Actor plugins (docs/PLUGINS.md): shared libraries loaded at start, in
+  // order, and a JSON file with one object of settings per plugin name.
+  std::vector<std::string> plugins;
+  std::string plugin_config;
 };
 
 } // namespace imengine

@@ -19,4 +19,12 @@ inline std::vector<std::string> dm_members(const conv_id& c) {
   return {c.a, c.b};
 }
 
+// The sender of the server API's `from:"system"` messages. No client may
+// authenticate as it; it needs no membership to send.
+inline constexpr std::string_view system_user = "system";
+
+inline bool reserved_user(std::string_view user) {
+  return user == system_user;
+}
+
 } // namespace imengine

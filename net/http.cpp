@@ -2,9 +2,69 @@
 
 #include <chrono>
 
+#include <nlohmann/json.hpp>
+
 #include "net/server_shared.hpp"
 
 namespace imengine::net {
+
+namespace {
+
+constexpr auto idle_timeout = std::chrono::seconds(30);      // keep-alive connections
+constexpr auto linger_timeout = std::chrono::seconds(5);     // draining a refused body
+constexpr size_t linger_limit = size_t{1} << 20;             // bytes drained at most
+
+std::string error_body(const char* code, const std::string& msg) {
+  return nlohmann::json{{"error", code}, {"msg", msg}}.dump() + "\n";
+}
+
+std::string_view to_std(beast::string_view s) {
+  return {s.data(), s.size()};
+}
+
+bool is_api(const http::request<http::string_body>& req) {
+  return req.target().starts_with("/api/");
+}
+
+// The callback an API handler answers through; its copies share one
+// state. The answer (or, for a state dropped unanswered, a 503) is posted
+// onto the session's strand, and the session goes with the posted
+// handler: it is touched and released only there, never on the thread
+// that answers. Were the server gone already (node::stop stops the actors
+// first, so it is not), the session would be leaked rather than
+// destroyed without its io_context.
+class api_answer {
+public:
+  api_answer(std::shared_ptr<http_session> s, std::shared_ptr<io_gate> gate)
+    : session_(std::move(s)), gate_(std::move(gate)) {}
+  api_answer(const api_answer&) = delete;
+  api_answer& operator=(const api_answer&) = delete;
+
+  ~api_answer() {
+    deliver({503, error_body("unavailable", "the request was dropped")});
+  }
+
+  void deliver(api_response r) {
+    if (answered_.exchange(true))
+      return;
+    auto s = std::move(session_);
+    auto& session = *s;
+    bool posted = gate_->while_open([&] {
+      asio::post(session.executor(), [s = std::move(s), r = std::move(r)]() mutable {
+        s->answer_api(std::move(r));
+      });
+    });
+    if (!posted)
+      new std::shared_ptr<http_session>(std::move(s));   // see above: leaked on purpose
+  }
+
+private:
+  std::shared_ptr<http_session> session_;
+  std::shared_ptr<io_gate> gate_;
+  std::atomic<bool> answered_{false};
+};
+
+} // namespace
 
 http_session::http_session(tcp::socket&& socket, std::shared_ptr<server_shared> shared)
   : stream_(std::move(socket)), shared_(std::move(shared)) {
@@ -17,9 +77,12 @@ void http_session::run() {
 }
 
 void http_session::do_read() {
-  req_ = {};
-  stream_.expires_after(std::chrono::seconds(30));   // idle keep-alive connections
-  http::async_read(stream_, buffer_, req_,
+  parser_.emplace();
+  // Checked against Content-Length before the body is read, and as a
+  // chunked body arrives.
+  parser_->body_limit(shared_->opts.max_body);
+  stream_.expires_after(idle_timeout);
+  http::async_read(stream_, buffer_, *parser_,
                    beast::bind_front_handler(&http_session::on_read, shared_from_this()));
 }
 
@@ -28,44 +91,100 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     return;
   }
+  if (ec == http::error::body_limit)
+    return refuse_body(parser_->get());
   if (ec)
     return fail(ec, "http read");
-  if (websocket::is_upgrade(req_) && req_.target() == "/ws") {
+  auto& req = parser_->get();
+  if (websocket::is_upgrade(req) && req.target() == "/ws") {
     stream_.expires_never();   // the WebSocket keeps its own timeouts
-    std::make_shared<ws_session>(stream_.release_socket(), shared_)->run(std::move(req_));
+    std::make_shared<ws_session>(stream_.release_socket(), shared_)->run(parser_->release());
     return;
   }
-  respond();
+  if (is_api(req))
+    return serve_api(req);
+  respond(req);
+  write();
+}
+
+void http_session::reply(const request& req, http::status status, const char* type,
+                         std::string body) {
+  res_ = {};
+  res_.result(status);
+  res_.version(req.version());
+  res_.keep_alive(req.keep_alive() && !close_after_);
+  res_.set(http::field::server, "imengine");
+  res_.set(http::field::content_type, type);
+  res_.body() = std::move(body);
+  res_.prepare_payload();
+}
+
+void http_session::write() {
+  stream_.expires_after(idle_timeout);
   http::async_write(stream_, res_,
                     beast::bind_front_handler(&http_session::on_write, shared_from_this(),
                                               res_.need_eof()));
 }
 
-void http_session::respond() {
-  auto reply = [this](http::status status, const char* type, std::string body) {
-    res_ = {};
-    res_.result(status);
-    res_.version(req_.version());
-    res_.keep_alive(req_.keep_alive());
-    res_.set(http::field::server, "imengine");
-    res_.set(http::field::content_type, type);
-    res_.body() = std::move(body);
-    res_.prepare_payload();
-  };
-  auto target = req_.target();
-  if (req_.method() != http::verb::get)
-    reply(http::status::method_not_allowed, "text/plain", "method not allowed\n");
+void http_session::respond(const request& req) {
+  auto target = req.target();
+  if (req.method() != http::verb::get)
+    reply(req, http::status::method_not_allowed, "text/plain", "method not allowed\n");
   else if (target == "/healthz")
-    reply(http::status::ok, "text/plain", "ok\n");
+    reply(req, http::status::ok, "text/plain", "ok\n");
   else if (target == "/metrics")
-    reply(http::status::ok, "text/plain; version=0.0.4",
+    reply(req, http::status::ok, "text/plain; version=0.0.4",
           shared_->http.metrics ? shared_->http.metrics() : std::string{});
   else if (target == "/cluster" && shared_->http.cluster)
-    reply(http::status::ok, "application/json", shared_->http.cluster());
+    reply(req, http::status::ok, "application/json", shared_->http.cluster());
   else if (target == "/" || target == "/index.html")
-    reply(http::status::ok, "text/html; charset=utf-8", demo_page);
+    reply(req, http::status::ok, "text/html; charset=utf-8", demo_page);
   else   // also an upgrade anywhere but /ws
-    reply(http::status::not_found, "text/plain", "not found\n");
+    reply(req, http::status::not_found, "text/plain", "not found\n");
+}
+
+// The key first: without it a request learns nothing, not even whether
+// its body was too large, and reaches no handler.
+void http_session::serve_api(request& req) {
+  const auto& handlers = shared_->http;
+  if (!handlers.api) {
+    reply(req, http::status::not_found, "application/json",
+          error_body("not_found", "no such endpoint"));
+    return write();
+  }
+  if (!handlers.api_authorized || !handlers.api_authorized(to_std(req[http::field::authorization]))) {
+    reply(req, http::status::unauthorized, "application/json",
+          error_body("unauthorized", "missing or wrong API key"));
+    res_.set(http::field::www_authenticate, "Bearer");
+    return write();
+  }
+  if (close_after_) {
+    reply(req, http::status::payload_too_large, "application/json",
+          error_body("too_large",
+                     "body over " + std::to_string(shared_->opts.max_body) + " bytes"));
+    return write();
+  }
+  api_request r{std::string(req.method_string()), std::string(req.target()),
+                std::move(req.body())};
+  stream_.expires_never();   // the handler's own timeouts bound the wait
+  auto answer = std::make_shared<api_answer>(shared_from_this(), shared_->gate);
+  handlers.api(std::move(r), [answer](api_response res) { answer->deliver(std::move(res)); });
+}
+
+void http_session::answer_api(api_response r) {
+  auto& req = parser_->get();
+  reply(req, static_cast<http::status>(r.status), "application/json", std::move(r.body));
+  write();
+}
+
+void http_session::refuse_body(const request& req) {
+  close_after_ = true;   // the body is still on its way: no next request
+  if (is_api(req)) {
+    serve_api(parser_->get());
+    return;
+  }
+  reply(req, http::status::payload_too_large, "text/plain", "payload too large\n");
+  write();
 }
 
 void http_session::on_write(bool close, beast::error_code ec, std::size_t) {
@@ -73,9 +192,26 @@ void http_session::on_write(bool close, beast::error_code ec, std::size_t) {
     return fail(ec, "http write");
   if (close) {
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (close_after_)
+      linger();
     return;
   }
   do_read();
+}
+
+// A refused body may still be arriving: closing now would reset the
+// connection, and a reset can discard the 413 before the client reads
+// it. Read and drop the rest (bounded in bytes and time) until the
+// client closes.
+void http_session::linger() {
+  stream_.expires_after(linger_timeout);
+  stream_.async_read_some(
+    asio::buffer(drain_),
+    [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->drained_ += n;
+      if (!ec && self->drained_ < linger_limit)
+        self->linger();
+    });
 }
 
 } // namespace imengine::net

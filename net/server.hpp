@@ -5,7 +5,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
+#include "engine/api_types.hpp"
 #include "engine/frame_sink.hpp"
 
 namespace imengine::net {
@@ -27,12 +29,20 @@ struct server_options {
   std::chrono::milliseconds heartbeat{15000}; // ping period; silent 2x -> drop
   size_t read_limit = 1 << 20;               // larger messages close with 1009
   size_t max_queue = 8192;                   // queued frames before closing 4003
+  size_t max_body = 65536;                   // larger HTTP request bodies get 413
   unsigned threads = 1;                      // io threads
 };
 
 struct http_handlers {
   std::function<std::string()> metrics;      // body of GET /metrics
   std::function<std::string()> cluster;      // body of GET /cluster (JSON)
+  // The server API under /api/ (docs/API.md); unset, every /api/ path is
+  // 404. A request reaches `api` only when `api_authorized` accepted its
+  // Authorization header (else 401) and its body is within max_body (else
+  // 413). `api` answers through its callback exactly once, from any
+  // thread; a callback dropped unanswered answers 503.
+  std::function<bool(std::string_view authorization)> api_authorized;
+  std::function<void(api_request, std::function<void(api_response)>)> api;
 };
 
 // Called for each accepted WebSocket (on an io thread); returns the handler

@@ -42,6 +42,18 @@ struct io_gate {
     return true;
   }
 
+  // Runs `f` while the server's io_context lives, holding it alive until
+  // `f` returns (to post onto an executor no strand_box holds); false
+  // when it is gone (`f` not run).
+  template <class F>
+  bool while_open(F&& f) {
+    std::shared_lock<std::shared_mutex> lock(mtx);
+    if (!open)
+      return false;
+    f();
+    return true;
+  }
+
   void shut() {
     std::unique_lock<std::shared_mutex> lock(mtx);
     open = false;

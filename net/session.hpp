@@ -1,8 +1,10 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -76,23 +78,41 @@ private:
 };
 
 // Reads plain HTTP requests (keep-alive): answers /healthz, /metrics and /,
-// 404 for anything else, and hands an upgrade at /ws over to a ws_session.
+// serves the server API under /api/ (key and size checked here, the
+// answer from the http_handlers' api callback), 404 for anything else,
+// and hands an upgrade at /ws over to a ws_session.
 class http_session : public std::enable_shared_from_this<http_session> {
 public:
   http_session(tcp::socket&& socket, std::shared_ptr<server_shared> shared);
   void run();
 
+  // Strand-only: writes the answer to the API request being served.
+  void answer_api(api_response r);
+  // The session's strand; its copies must go before the io_context does.
+  asio::any_io_executor executor() { return stream_.get_executor(); }
+
 private:
+  using request = http::request<http::string_body>;
+
   void do_read();
   void on_read(beast::error_code ec, std::size_t bytes);
   void on_write(bool close, beast::error_code ec, std::size_t bytes);
-  void respond();   // fills res_ for req_
+  void respond(const request& req);   // fills res_
+  void serve_api(request& req);       // answers now, or later through answer_api
+  void refuse_body(const request& req);   // a body over max_body: 413
+  void reply(const request& req, http::status status, const char* type, std::string body);
+  void write();
+  void linger();   // after a refused body: drain what the client still sends, then close
 
   beast::tcp_stream stream_;
   std::shared_ptr<server_shared> shared_;
   beast::flat_buffer buffer_;
-  http::request<http::string_body> req_;
+  // A fresh parser per request: its body limit is per message.
+  std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;   // one request at a time
+  bool close_after_ = false;   // the request's body was not read: close after answering
+  std::array<char, 4096> drain_{};
+  size_t drained_ = 0;
 };
 
 // The browser demo client served at GET /.

@@ -6,3 +6,6 @@ imengine_test(engine_metrics_test SOURCES engine_metrics_test.cpp LIBS imengine_
 # OpenSSL too: the test signs hand-made tokens independently of make_jwt.
 imengine_test(engine_jwt_test SOURCES engine_jwt_test.cpp LIBS imengine_core OpenSSL::Crypto)
 imengine_test(engine_cluster_test SOURCES engine_cluster_test.cpp LIBS imengine_core)
+# the server API's pure half: target and body parsing, the key check
+imengine_test(engine_api_codec_test SOURCES engine_api_codec_test.cpp LIBS imengine_core)
+imengine_test(engine_api_auth_test SOURCES engine_api_auth_test.cpp LIBS imengine_core)

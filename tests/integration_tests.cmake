@@ -1,16 +1,20 @@
 # End-to-end tests: the real engine binary in a child process, real
 # WebSockets on 127.0.0.1, real LMDB in a temp dir.
-add_library(imengine_test_support STATIC support/engine_process.cpp support/cluster.cpp)
+add_library(imengine_test_support STATIC support/engine_process.cpp support/cluster.cpp
+  support/http_client.cpp)
 target_include_directories(imengine_test_support PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(imengine_test_support PUBLIC imengine_net nlohmann_json::nlohmann_json)
 target_compile_definitions(imengine_test_support PRIVATE IMENGINE_BINARY="$<TARGET_FILE:imengine>")
 
-foreach(name session dm bad_input heartbeat crash read_state groups rooms supervision)
+foreach(name session dm bad_input heartbeat crash read_state groups rooms supervision api)
   imengine_test(integration_${name}_test
     SOURCES integration_${name}_test.cpp
     LIBS imengine_test_support imengine_core)
   add_dependencies(integration_${name}_test imengine)
 endforeach()
+
+# The server API's test runs the binary itself too, to see flags refused.
+target_compile_definitions(integration_api_test PRIVATE IMENGINE_BINARY="$<TARGET_FILE:imengine>")
 
 # A cluster of real engine processes (cluster_fixture): the same contract
 # across nodes, inter-node counters, a node killed and restarted.
@@ -23,3 +27,26 @@ add_dependencies(integration_cluster_test imengine)
 # real binary (the cluster fixture needs an engine with cluster flags).
 imengine_test(support_cluster_test SOURCES support_cluster_test.cpp LIBS imengine_test_support)
 add_dependencies(support_cluster_test imengine)
+
+# Actor plugins: the examples (examples/plugins/) and two test plugins,
+# a misbehaving one and one built against another API version.
+add_library(misbehaving MODULE plugins/misbehaving.cpp)
+add_library(other_api MODULE plugins/other_api.cpp)
+foreach(p misbehaving other_api)
+  target_include_directories(${p} PRIVATE ${PROJECT_SOURCE_DIR}/include)
+  target_link_libraries(${p} PRIVATE CAF::core nlohmann_json::nlohmann_json)
+  set_target_properties(${p} PROPERTIES PREFIX "" CXX_VISIBILITY_PRESET hidden)
+endforeach()
+imengine_test(integration_plugins_test
+  SOURCES integration_plugins_test.cpp
+  LIBS imengine_test_support imengine_core)
+add_dependencies(integration_plugins_test imengine misbehaving other_api echo_bot word_filter
+                 offline_push webhook)
+target_compile_definitions(integration_plugins_test PRIVATE
+  IMENGINE_BINARY="$<TARGET_FILE:imengine>"
+  MISBEHAVING_PLUGIN="$<TARGET_FILE:misbehaving>"
+  OTHER_API_PLUGIN="$<TARGET_FILE:other_api>"
+  ECHO_BOT_PLUGIN="$<TARGET_FILE:echo_bot>"
+  WORD_FILTER_PLUGIN="$<TARGET_FILE:word_filter>"
+  OFFLINE_PUSH_PLUGIN="$<TARGET_FILE:offline_push>"
+  WEBHOOK_PLUGIN="$<TARGET_FILE:webhook>")

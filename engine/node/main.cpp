@@ -8,6 +8,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "engine/api_auth.hpp"
 #include "engine/cluster.hpp"
 #include "engine/config.hpp"
 #include "engine/node/node.hpp"
@@ -38,9 +39,13 @@ struct cli_config : caf::actor_system_config {
       .add(e.push_window, "push-window", "unacked pushes per connection")
       .add(e.slow_queue, "slow-queue", "queued frames above which room pushes become notify")
       .add(e.fault_injection, "fault-injection", "serve _crash frames that kill actors (tests)")
+      .add(e.api_key, "api-key", "enables the server API under /api/ with this bearer key")
+      .add(e.api_key_file, "api-key-file", "as --api-key, the key read from this file")
       .add(e.peers, "peers", "cluster nodes: n1@host:port,n2@host:port,... (may include this one)")
       .add(e.cluster_port, "cluster-port", "this node's cluster port (default: its --peers entry)")
-      .add(e.cluster_host, "cluster-host", "address the cluster port binds");
+      .add(e.cluster_host, "cluster-host", "address the cluster port binds")
+      .add(e.plugins, "plugins", "actor plugins to load: [\"/path/a.so\",...]")
+      .add(e.plugin_config, "plugin-config", "JSON file: one settings object per plugin name");
   }
 };
 
@@ -74,6 +79,14 @@ std::string check(imengine::engine_config& e) {
     return "--auth=jwt needs --jwt-secret";
   if (e.sync != "full" && e.sync != "none")
     return "--sync must be full or none";
+  if (!e.api_key_file.empty()) {
+    if (!e.api_key.empty())
+      return "give --api-key or --api-key-file, not both";
+    auto key = imengine::read_api_key_file(e.api_key_file);
+    if (!key)
+      return key.error().msg;
+    e.api_key = *key;
+  }
   if (e.max_frame < 256 || e.heartbeat_ms < 10 || e.retransmit_ms < 10 || e.push_window < 1
       || e.io_threads < 1)
     return "a numeric flag is out of range";

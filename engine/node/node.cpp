@@ -7,9 +7,11 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/api.hpp"
 #include "actors/connection.hpp"
 #include "actors/messages.hpp"
 #include "actors/node_actors.hpp"
+#include "engine/api_auth.hpp"
 #include "net/server.hpp"
 
 namespace imengine {
@@ -80,6 +82,17 @@ struct node::impl {
       conns.erase(c.address());
     });
   }
+
+  // A server API request, from an io thread; nothing is spawned once
+  // stopping began.
+  void call_api(api_request r, std::function<void(api_response)> done) {
+    std::lock_guard<std::mutex> guard(conns_mtx);
+    if (stopped) {
+      done({503, R"({"error":"unavailable","msg":"node is shutting down"})"});
+      return;
+    }
+    imengine::call_api(actors->system(), actors->context().api, std::move(r), std::move(done));
+  }
 };
 
 node::node(caf::actor_system_config& caf_cfg, engine_config cfg)
@@ -103,14 +116,22 @@ uint16_t node::start() {
   // absurd ones are cut off by the transport (close 1009).
   opts.read_limit = std::max<size_t>(size_t{1} << 20, size_t{d.cfg.max_frame} * 4);
   opts.threads = d.cfg.io_threads;
+  opts.max_body = d.cfg.max_frame;   // API bodies over max-frame get 413
   net::http_handlers http;
-  http.metrics = [&d] { return d.actors->stats().render(); };
+  http.metrics = [&d] { return d.actors->render_metrics(); };
   http.cluster = [&d] {
     auto peers = nlohmann::json::array();
     for (const auto& [name, up] : d.actors->dir().peer_states())
       peers.push_back({{"node", name}, {"up", up}});
     return nlohmann::json{{"node", d.cfg.node}, {"peers", peers}}.dump() + "\n";
   };
+  if (!d.cfg.api_key.empty()) {
+    http.api_authorized = [key = std::make_shared<api_key>(d.cfg.api_key)](
+                            std::string_view authorization) { return key->matches(authorization); };
+    http.api = [&d](api_request r, std::function<void(api_response)> done) {
+      d.call_api(std::move(r), std::move(done));
+    };
+  }
   d.server = std::make_unique<net::server>(
     opts, [&d](std::shared_ptr<frame_sink> sink) { return d.open(std::move(sink)); }, http);
   return d.server->start();
