@@ -18,6 +18,8 @@
 #include <sstream>
 #include <thread>
 
+#include "engine/cluster.hpp"
+#include "tests/support/cluster.hpp"
 #include "tests/support/engine_process.hpp"
 
 using namespace imengine::testing;
@@ -458,6 +460,28 @@ TEST_CASE("webhook POSTs every committed message in order, retrying a failed POS
     seqs.push_back(j["seq"]);
   }
   CHECK(seqs == std::vector<uint64_t>{1, 1, 2, 3});
+}
+
+TEST_CASE("in a cluster a conversation's hooks run on the node that owns it") {
+  temp_dir cfg_dir;
+  cluster_fixture cluster(2, {plugins_flag({WORD_FILTER_PLUGIN}),
+                              config_file(cfg_dir, {{"word_filter", {{"words", {"spam"}}}}})});
+  REQUIRE(cluster.wait_cluster_up());
+  auto peers = imengine::parse_peers(cluster.peers_flag());
+  REQUIRE(peers);
+  imengine::cluster_map map("n1", *peers);
+  std::string conv;
+  for (int i = 0; conv.empty(); ++i)
+    if (map.owner("g:t" + std::to_string(i)) == "n2")
+      conv = "g:t" + std::to_string(i);
+  auto alice = cluster.node(1).login("alice", "phone");   // her frames reach n1
+  REQUIRE(alice->request(group_create(conv, {"bob"}))["t"] == "ok");
+  auto refused = alice->request(send_frame(conv, "c1", "spam spam"));
+  CHECK(refused["code"] == "rejected");
+  CHECK(alice->request(send_frame(conv, "c2", "fine"))["seq"] == 2);
+  CHECK(plugin_counter(cluster.node(2).port(), "rejected", "word_filter", "before_persist") == 1);
+  CHECK(plugin_counter(cluster.node(2).port(), "calls", "word_filter", "before_persist") == 2);
+  CHECK(plugin_counter(cluster.node(1).port(), "calls", "word_filter", "before_persist") == 0);
 }
 
 TEST_CASE("a plugin that cannot start stops the engine with a clear message") {
