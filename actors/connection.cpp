@@ -723,7 +723,9 @@ connection_actor::behavior_type connection_fun(self_ptr self, const node_context
     [=](notify_atom) { flush_notifies(self); },
     [=](rejoin_atom) { on_rejoin(self); },
     [=](kick_atom, uint16_t code) {
-      close_with(self, code, "replaced by a newer connection of this device");
+      close_with(self, code,
+                 code == 4004 ? "disconnected by the server"
+                              : "replaced by a newer connection of this device");
     },
     [=](closed_atom) {
       auto& st = self->state;

@@ -1,5 +1,7 @@
 #include "storage/store.hpp"
 
+#include "engine/rules.hpp"
+
 #include <filesystem>
 
 namespace imengine::storage {
@@ -222,7 +224,9 @@ errc store::commit_messages(txn& t, std::string_view conv, uint8_t kind,
   for (const auto& member : members)
     if (!t.get(user_convs_, pair_key(member, conv)))
       t.put(user_convs_, pair_key(member, conv), encode(user_conv{}));
-  set_read(t, msgs.back().from, conv, msgs.back().seq);
+  // A sender has read what it sent; the server's `system` has no read state.
+  if (!reserved_user(msgs.back().from))
+    set_read(t, msgs.back().from, conv, msgs.back().seq);
   return errc::none;
 }
 

@@ -75,6 +75,16 @@ TEST_CASE("commit_messages is gapless and survives reopening") {
   CHECK(pending == std::vector<std::string>{"dm:a:b", "dm:a:c"});
 }
 
+TEST_CASE("a sender has read what it sent; the server's system user keeps no read state") {
+  temp_dir dir;
+  store s({dir.path.string(), false, 64});
+  auto t = s.write();
+  REQUIRE(s.commit_messages(t, "g:x", 1, {make_msg("g:x", 1, "a", "c1")}, 100) == errc::none);
+  REQUIRE(s.commit_messages(t, "g:x", 1, {make_msg("g:x", 2, "system", "s1")}, 100) == errc::none);
+  CHECK(s.user_conv_of(t, "a", "g:x").read_seq == 1);
+  CHECK(s.user_conv_of(t, "system", "g:x").read_seq == 0);
+}
+
 TEST_CASE("message pages after and before, bounded by conversation") {
   temp_dir dir;
   store s({dir.path.string(), false, 64});

@@ -1,4 +1,5 @@
 #include "tests/support/engine_process.hpp"
+#include "tests/support/http_client.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -148,35 +149,8 @@ std::unique_ptr<net::ws_client> engine_process::login(const std::string& user,
 }
 
 std::pair<int, std::string> http_get(uint16_t port, const std::string& target) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    throw std::runtime_error("connect failed");
-  }
-  std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  if (::send(fd, req.data(), req.size(), 0) != static_cast<ssize_t>(req.size())) {
-    close(fd);
-    throw std::runtime_error("send failed");
-  }
-  std::string resp;
-  char buf[4096];
-  pollfd p{fd, POLLIN, 0};
-  while (poll(&p, 1, 5000) > 0) {
-    auto n = recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0)
-      break;
-    resp.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  if (resp.rfind("HTTP/1.1 ", 0) != 0)
-    throw std::runtime_error("bad HTTP response: " + resp);
-  int status = std::stoi(resp.substr(9, 3));
-  auto body_at = resp.find("\r\n\r\n");
-  return {status, body_at == std::string::npos ? "" : resp.substr(body_at + 4)};
+  auto r = http_request(port, "GET", target);
+  return {r.status, std::move(r.body)};
 }
 
 bool wait_metric(uint16_t port, const std::string& text, std::chrono::milliseconds deadline) {
