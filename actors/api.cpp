@@ -158,16 +158,26 @@ void on_history(self_ptr self, call& c) {
       answer_error(rp));
 }
 
-// The conversation list is issue 10: the readers' unread entries list
-// only conversations with unread messages, without their last message or
-// activity order, so no honest convs_result can be built from them yet.
-void on_convs(self_ptr, call& c) {
-  if (auto u = path_user(c.params[0]); !u)
-    return answer(c, api_error(u.error()));
-  if (auto l = parse_api_limit(c.target, 50); !l)
-    return answer(c, api_error(l.error()));
-  answer(c, api_error({errc::internal, "not implemented until the conversation list lands"},
-                      501));
+// The user's conversations on every node, merged as a client's convs.
+void on_convs(self_ptr self, call& c) {
+  auto user = path_user(c.params[0]);
+  if (!user)
+    return answer(c, api_error(user.error()));
+  auto r = parse_api_convs(c.target);
+  if (!r)
+    return answer(c, api_error(r.error()));
+  convs_query q;
+  q.from_top = !r->after;
+  if (r->after)
+    q.after = *r->after;
+  q.limit = r->limit;
+  auto rp = c.rp;
+  ask_every_reader<conv_page>(
+    self, self->state.ctx, request_timeout,
+    [=](std::vector<conv_page>& pages) mutable {
+      rp.deliver(api_ok(api_convs_result(merge_pages(std::move(pages), q.limit))));
+    },
+    answer_error(rp), convs_atom::value, *user, q);
 }
 
 void on_disconnect(self_ptr self, call& c) {

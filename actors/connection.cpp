@@ -1,5 +1,6 @@
 #include "actors/connection.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "actors/directory.hpp"
@@ -333,8 +334,10 @@ reader_actor reader_of(self_ptr self, const std::string& conv) {
 
 void on_history(self_ptr self, history_req& r, origin o) {
   auto& st = self->state;
-  history_query q{r.conv, r.after.value_or(0), r.before.value_or(0), r.before.has_value(),
-                  r.limit};
+  // Neither bound: the newest page, descending.
+  auto newest = !r.after && !r.before;
+  history_query q{r.conv, r.after.value_or(0), newest ? UINT64_MAX : r.before.value_or(0),
+                  newest || r.before.has_value(), r.limit};
   ask(self, st.ctx, reader_of(self, r.conv), send_timeout, history_atom::value, st.user,
       std::move(q))
     .then(
@@ -361,40 +364,42 @@ void on_read(self_ptr self, read_req& r, origin o) {
     .then([](ok_atom) {}, answer_error(self, o));
 }
 
-// Every node's reader counts the conversations it holds; the answer is
-// complete or an error (a node that is down may hold some of them).
+// Every node's reader counts the conversations it holds.
 void on_unread(self_ptr self, const json&, origin o) {
-  auto& st = self->state;
-  auto readers = st.ctx->dir->readers();
-  for (const auto& [node, reader] : readers)
-    if (!reader) {
-      reply_error(self, o.req, to_failure(node_unavailable(node)), o.enc);
-      return;
-    }
-  struct gather {
-    size_t waiting = 0;
-    bool failed = false;
+  auto done = [=](std::vector<std::vector<unread_entry>>& answers) {
     std::vector<unread_entry> convs;
+    for (auto& a : answers)
+      convs.insert(convs.end(), a.begin(), a.end());
+    std::sort(convs.begin(), convs.end(),
+              [](const auto& a, const auto& b) { return a.conv < b.conv; });
+    reply(self, unread_result_frame(o.req, convs), o.enc);
   };
-  auto g = std::make_shared<gather>();
-  g->waiting = readers.size();
-  for (const auto& [node, reader] : readers)
-    ask(self, st.ctx, reader, send_timeout, unread_atom::value, st.user)
-      .then(
-        [=](std::vector<unread_entry>& convs) {
-          if (g->failed)
-            return;
-          g->convs.insert(g->convs.end(), convs.begin(), convs.end());
-          if (--g->waiting > 0)
-            return;
-          std::sort(g->convs.begin(), g->convs.end(),
-                    [](const auto& a, const auto& b) { return a.conv < b.conv; });
-          reply(self, unread_result_frame(o.req, g->convs), o.enc);
-        },
-        [=](caf::error& e) {
-          if (!std::exchange(g->failed, true))
-            reply_error(self, o.req, to_failure(e), o.enc);
-        });
+  ask_every_reader<std::vector<unread_entry>>(self, self->state.ctx, send_timeout, done,
+                                              answer_error(self, o), unread_atom::value,
+                                              self->state.user);
+}
+
+// Every node's reader gives its page; merged, they are the list's.
+void on_convs(self_ptr self, convs_req& r, origin o) {
+  convs_query q;
+  q.from_top = !r.after;
+  if (r.after)
+    q.after = *r.after;
+  q.limit = r.limit;
+  auto done = [=](std::vector<conv_page>& pages) {
+    auto page = merge_pages(std::move(pages), q.limit);
+    reply(self, convs_result_frame(o.req, page.rows, page.more), o.enc);
+  };
+  ask_every_reader<conv_page>(self, self->state.ctx, send_timeout, done, answer_error(self, o),
+                              convs_atom::value, self->state.user, q);
+}
+
+// The conversation's reader keeps the flag with the user's read position.
+void on_mute(self_ptr self, mute_req& r, origin o) {
+  auto& st = self->state;
+  ask(self, st.ctx, reader_of(self, r.conv), send_timeout, mute_atom::value, st.user, r.conv,
+      r.on, st.device)
+    .then([=](ok_atom) { reply(self, ok_frame(o.req), o.enc); }, answer_error(self, o));
 }
 
 void on_typing(self_ptr self, conv_req& r, origin o) {
@@ -649,6 +654,8 @@ const std::unordered_map<std::string_view, frame_route>& frame_routes() {
     {"history", {true, false, parsed<history_req, parse_history, on_history>}},
     {"read", {true, false, parsed<read_req, parse_read, on_read>}},
     {"unread", {true, false, on_unread}},
+    {"convs", {true, false, parsed<convs_req, parse_convs, on_convs>}},
+    {"mute", {true, false, parsed<mute_req, parse_mute, on_mute>}},
     {"typing", {true, false, parsed<conv_req, parse_conv_req, on_typing>}},
     {"presence_sub", {true, false, parsed<presence_sub_req, parse_presence_sub, on_presence_sub>}},
     {"group_create", {true, false, parsed<members_req, parse_members, on_group<group_op::create>>}},
@@ -710,6 +717,7 @@ connection_actor::behavior_type connection_fun(self_ptr self, const node_context
     [=](push_atom, uint64_t iseq, message& m) { on_push(self, iseq, m); },
     [=](retransmit_atom) { on_tick(self); },
     [=](read_atom, std::string& conv, uint64_t seq) { event(self, read_frame(conv, seq)); },
+    [=](mute_atom, std::string& conv, bool on) { event(self, mute_frame(conv, on)); },
     [=](receipt_atom, std::string& conv, std::string& user, uint64_t seq) {
       event(self, receipt_frame(conv, user, seq));
     },

@@ -111,10 +111,18 @@ void notify_after(self_ptr self, const message& m) {
     observe(self, slot, plugin::after_persist_atom::value, ev);
 }
 
+// A recipient had no device online: the offline hooks hear of it, unless
+// the recipient muted the conversation (the flag is in this node's store,
+// with the recipient's positions in the conversation).
 void notify_offline(self_ptr self, const std::string& user, const message& m) {
   auto& slots = self->state.hooks.offline;
   if (slots.empty())
     return;
+  {
+    auto t = self->state.ctx->store->read();
+    if (self->state.ctx->store->user_conv_of(t, user, m.conv).muted)
+      return;
+  }
   auto ev = event_of(m);
   for (const auto& slot : slots)
     observe(self, slot, plugin::offline_atom::value, user, ev);
@@ -303,7 +311,8 @@ void load_members(self_ptr self) {
 // fanout actor, for a timeline), then calls `done` (nullptr: committed).
 // Nothing is acked or pushed before the commit.
 void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
-            std::vector<std::string> audience, std::function<void(const caf::error*)> done) {
+            storage::list_update list, std::vector<std::string> audience,
+            std::function<void(const caf::error*)> done) {
   auto& st = self->state;
   // The mode is decided in mailbox order, with the seq: a switch falls
   // between two messages, never across one.
@@ -311,11 +320,9 @@ void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
   auto expires = msgs.front().ts / 1000 + static_cast<int64_t>(st.ctx->cfg.dedupe_ttl);
   auto epoch = st.epoch;
   auto kind = static_cast<uint8_t>(st.id.kind);
-  // The first commit of a dm gives both users a read position.
-  auto members = msgs.front().seq == 1 && st.id.kind == conv_kind::dm ? st.members
-                                                                      : std::vector<std::string>{};
-  write_job job{[msgs, kind, expires, members, extra](storage::store& s, storage::txn& t) {
-    auto rc = s.commit_messages(t, msgs.front().conv, kind, msgs, expires, members);
+  write_job job{[msgs, kind, expires, list = std::move(list), extra](storage::store& s,
+                                                                     storage::txn& t) {
+    auto rc = s.commit_messages(t, msgs.front().conv, kind, msgs, expires, list);
     if (rc == errc::none && extra)
       extra(s, t);
     return rc;
@@ -463,7 +470,14 @@ void commit_send(self_ptr self, const std::string& user, const std::string& devi
     m.prio = item.prio;
     msgs.push_back(std::move(m));
   }
-  commit(self, msgs, nullptr, self->state.members, [=](const caf::error* e) mutable {
+  // The conversation list: an inbox-mode message moves every member's
+  // entry; a timeline-mode one moves none.
+  storage::list_update list;
+  list.was = list.now = mode(self->state);
+  if (list.now == diffusion::inbox)
+    list.members = self->state.members;
+  commit(self, msgs, nullptr, std::move(list), self->state.members,
+         [=](const caf::error* e) mutable {
     for (const auto& m : msgs)
       self->state.inflight.erase(inflight_key(user, m.cmid));
     if (e)
@@ -582,7 +596,18 @@ void change_members(self_ptr self, const std::string& actor, group_op op, const 
     for (const auto& user : resume_inboxes)
       s.set_delivered(t, user, conv, from_seq - 1);
   };
-  commit(self, {m}, change, std::move(audience), [=](const caf::error* e) mutable {
+  storage::list_update list;
+  list.was = was_timeline ? diffusion::timeline : diffusion::inbox;
+  list.now = mode(st);
+  list.removed = removed;
+  if (!now_timeline || !was_timeline) {
+    list.members = st.members;
+  } else {
+    for (const auto& kv : added)
+      list.members.push_back(kv.first);
+  }
+  commit(self, {m}, change, std::move(list), std::move(audience),
+         [=](const caf::error* e) mutable {
     if (!e && now_timeline && !removed.empty())
       tell_fanout(self, {}, removed, false);
     if (!e && was_timeline && !now_timeline)

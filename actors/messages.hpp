@@ -15,6 +15,7 @@
 #include <caf/all.hpp>
 
 #include "engine/api_types.hpp"
+#include "engine/conv_list.hpp"
 #include "engine/error.hpp"
 #include "engine/frame.hpp"
 #include "engine/frame_sink.hpp"
@@ -70,6 +71,8 @@ using interest_atom = caf::atom_constant<caf::atom("interest")>;    // a node ha
 using http_atom = caf::atom_constant<caf::atom("http")>;            // a server API request
 using disconnect_atom = caf::atom_constant<caf::atom("disconnect")>; // close every device of a user
 using restart_atom = caf::atom_constant<caf::atom("restart")>;      // respawn a plugin's actor
+using convs_atom = caf::atom_constant<caf::atom("convs")>;          // a page of the conversation list
+using mute_atom = caf::atom_constant<caf::atom("mute")>;            // mute or unmute a conversation
 using ok_atom = caf::ok_atom;
 
 // ---- payloads
@@ -105,6 +108,14 @@ struct message_page {
   bool more = false;
 };
 
+// A page of a user's conversation list: `limit` rows after `after`, or
+// from the most recent when `from_top`.
+struct convs_query {
+  bool from_top = true;
+  list_position after;
+  uint32_t limit = 50;
+};
+
 struct group_info {
   std::vector<std::string> members;   // ordered by user
   std::string owner;
@@ -128,6 +139,7 @@ using connection_actor = caf::typed_actor<
   caf::reacts_to<push_atom, uint64_t, message>,                    // from user: iseq, message
   caf::reacts_to<kick_atom, uint16_t>,                             // from user: close code
   caf::reacts_to<read_atom, std::string, uint64_t>,                // another device read conv
+  caf::reacts_to<mute_atom, std::string, bool>,                    // another device muted conv
   caf::reacts_to<receipt_atom, std::string, std::string, uint64_t>, // dm peer read: conv, user
   caf::reacts_to<typing_atom, std::string, std::string>,           // conv, user
   caf::reacts_to<presence_atom, std::string, bool>,                // user, online
@@ -144,6 +156,7 @@ using user_actor = caf::typed_actor<
   caf::replies_to<sync_atom, uint64_t, uint32_t>::with<inbox_page>,   // after, limit
   caf::reacts_to<ack_atom, std::string, uint64_t>,                    // device, iseq
   caf::reacts_to<read_atom, std::string, uint64_t, std::string>,      // conv, seq, device
+  caf::reacts_to<mute_atom, std::string, bool, std::string>,          // conv, on, device
   caf::reacts_to<receipt_atom, std::string, std::string, uint64_t>,   // conv, reader, seq
   caf::reacts_to<typing_atom, std::string, std::string>,              // conv, user
   caf::replies_to<watch_atom, connection_actor>::with<bool>,          // -> online now
@@ -151,13 +164,17 @@ using user_actor = caf::typed_actor<
   caf::reacts_to<persist_atom>>;                                      // own timer
 
 // One per node: the read side of what the node's store holds: history,
-// group info, read positions and unread counts (actors/reader.hpp).
+// group info, read positions, unread counts, mute and the conversation
+// list (actors/reader.hpp).
 using reader_actor = caf::typed_actor<
   caf::replies_to<history_atom, std::string, history_query>::with<message_page>,  // user
   caf::replies_to<info_atom, std::string, std::string>::with<group_info>,         // user, conv
   // user, conv, seq, device
   caf::replies_to<read_atom, std::string, std::string, uint64_t, std::string>::with<ok_atom>,
   caf::replies_to<unread_atom, std::string>::with<std::vector<unread_entry>>,     // user
+  caf::replies_to<convs_atom, std::string, convs_query>::with<conv_page>,         // user
+  // user, conv, on, device
+  caf::replies_to<mute_atom, std::string, std::string, bool, std::string>::with<ok_atom>,
   // user, conv -> the seq after which the user's inbox copies start (its join)
   caf::replies_to<position_atom, std::string, std::string>::with<uint64_t>>;
 
@@ -246,6 +263,27 @@ typename Inspector::result_type inspect(Inspector& f, send_ack& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, unread_entry& x) {
   return f(caf::meta::type_name("unread_entry"), x.conv, x.last_seq, x.read_seq);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, list_position& x) {
+  return f(caf::meta::type_name("list_position"), x.ts, x.conv);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conv_summary& x) {
+  return f(caf::meta::type_name("conv_summary"), x.at, x.last_seq, x.read_seq, x.mentions,
+           x.muted, x.last);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, convs_query& x) {
+  return f(caf::meta::type_name("convs_query"), x.from_top, x.after, x.limit);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conv_page& x) {
+  return f(caf::meta::type_name("conv_page"), x.rows, x.more);
 }
 
 template <class Inspector>

@@ -91,6 +91,15 @@ uint64_t read_position(self_ptr self, const storage::txn& t, const std::string& 
   return i == self->state.pending_reads.end() ? stored : std::max(stored, i->second);
 }
 
+// Tells the user's inbox (on whichever node) something for its devices.
+template <class... Ts>
+void to_devices(self_ptr self, const std::string& user, Ts... xs) {
+  with_user(
+    self, self->state.ctx, &self->state.inboxes, user,
+    [=](const user_actor& inbox) { tell(self, self->state.ctx, inbox, xs...); },
+    [](const caf::error&) {});   // the user's node is down: its devices are too
+}
+
 // Moves the read position forward (never back, never past the last seq)
 // and tells the user's other devices (and, in a dm, the peer).
 caf::result<ok_atom> mark_read(self_ptr self, const std::string& user, const std::string& conv,
@@ -119,13 +128,55 @@ caf::result<ok_atom> mark_read(self_ptr self, const std::string& user, const std
           pending.erase(i);
       },
       [](caf::error&) {});   // kept pending: unread still counts it
-  with_user(
-    self, st.ctx, &st.inboxes, user,
-    [=](const user_actor& inbox) {
-      tell(self, self->state.ctx, inbox, read_atom::value, conv, seq, device);
-    },
-    [](const caf::error&) {});   // the user's node is down: its devices are too
+  to_devices(self, user, read_atom::value, conv, seq, device);
   return ok_atom::value;
+}
+
+// Mutes or unmutes for the user, once committed, and tells its other
+// devices.
+caf::result<ok_atom> mute(self_ptr self, const std::string& user, const std::string& conv,
+                          bool on, const std::string& device) {
+  auto& st = self->state;
+  {
+    auto t = st.ctx->store->read();
+    if (auto c = accessible(self, t, conv, user); !c)
+      return c.error();
+  }
+  write_job job{[user, conv, on](storage::store& s, storage::txn& t) {
+    s.set_muted(t, user, conv, on);
+    return errc::none;
+  }};
+  auto rp = self->make_response_promise<ok_atom>();
+  self->request(st.ctx->writer, caf::infinite, std::move(job))
+    .then(
+      [=](ok_atom) mutable {
+        to_devices(self, user, mute_atom::value, conv, on, device);
+        rp.deliver(ok_atom::value);
+      },
+      [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return rp;
+}
+
+// A page of the conversations this node holds for the user.
+conv_page convs(self_ptr self, const std::string& user, const convs_query& q) {
+  auto& st = self->state;
+  auto t = st.ctx->store->read();
+  auto after = q.from_top ? std::nullopt : std::optional<list_position>(q.after);
+  auto page = st.ctx->store->conv_list(t, user, after, q.limit);
+  conv_page out;
+  out.more = page.more;
+  for (auto& row : page.items) {
+    conv_summary s;
+    auto key = storage::pair_key(user, row.key.conv);
+    s.last_seq = row.meta.last_seq;
+    s.read_seq = std::min(s.last_seq, read_position(self, t, key, user, row.key.conv));
+    s.muted = row.positions.muted;
+    if (row.last)
+      s.last = std::move(*row.last);
+    s.at = std::move(row.key);
+    out.rows.push_back(std::move(s));
+  }
+  return out;
 }
 
 // unread = last_seq - read_seq for every conversation of this node the
@@ -171,6 +222,12 @@ reader_actor::behavior_type reader_fun(self_ptr self, const node_context* ctx) {
       count_received(self, ctx);
       return unread(self, user);
     },
+    [=](convs_atom, const std::string& user, const convs_query& q) {
+      count_received(self, ctx);
+      return convs(self, user, q);
+    },
+    [=](mute_atom, const std::string& user, const std::string& conv, bool on,
+        const std::string& device) { return mute(self, user, conv, on, device); },
   };
 }
 

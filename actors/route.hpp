@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -176,6 +177,39 @@ void with_conversation(Self* self, const node_context* ctx, lookups<conversation
                        const conv_id& c, Ok ok, Fail fail) {
   detail::with_owner<Await, conversation_actor, conv_atom>(
     self, ctx, waits, c.name, ctx->dir->conversation(c), std::move(ok), std::move(fail));
+}
+
+// Asks every node's reader the same question (readers hold what their
+// node stores); `done` gets all the answers, in no particular order, or
+// `fail` the first error: a node that is down may hold part of the answer.
+template <class T, class Self, class Done, class Fail, class... Ts>
+void ask_every_reader(Self* self, const node_context* ctx, std::chrono::milliseconds timeout,
+                      Done done, Fail fail, Ts... xs) {
+  auto readers = ctx->dir->readers();
+  for (const auto& [node, reader] : readers)
+    if (!reader)
+      return fail(node_unavailable(node));
+  struct gather {
+    size_t waiting = 0;
+    bool failed = false;
+    std::vector<T> answers;
+  };
+  auto g = std::make_shared<gather>();
+  g->waiting = readers.size();
+  for (const auto& [node, reader] : readers)
+    ask(self, ctx, reader, timeout, xs...)
+      .then(
+        [=](T& answer) mutable {
+          if (g->failed)
+            return;
+          g->answers.push_back(std::move(answer));
+          if (--g->waiting == 0)
+            done(g->answers);
+        },
+        [=](caf::error& e) mutable {
+          if (!std::exchange(g->failed, true))
+            fail(e);
+        });
 }
 
 } // namespace imengine

@@ -214,6 +214,9 @@ user_actor::behavior_type user_fun(self_ptr self, const node_context* ctx, std::
     [=](read_atom, std::string& conv, uint64_t seq, std::string& device) {
       handle_read(self, conv, seq, device);
     },
+    [=](mute_atom, std::string& conv, bool on, std::string& device) {
+      to_devices(self, device, mute_atom::value, conv, on);
+    },
     [=](receipt_atom, std::string& conv, std::string& reader, uint64_t seq) {
       to_devices(self, std::string{}, receipt_atom::value, conv, reader, seq);
     },

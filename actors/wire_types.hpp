@@ -32,6 +32,11 @@ void for_each_wire_type(F&& f) {
   f(type_tag<history_query>{}, "imengine::history_query");
   f(type_tag<message_page>{}, "imengine::message_page");
   f(type_tag<group_info>{}, "imengine::group_info");
+  f(type_tag<list_position>{}, "imengine::list_position");
+  f(type_tag<conv_summary>{}, "imengine::conv_summary");
+  f(type_tag<std::vector<conv_summary>>{}, "std::vector<imengine::conv_summary>");
+  f(type_tag<convs_query>{}, "imengine::convs_query");
+  f(type_tag<conv_page>{}, "imengine::conv_page");
   f(type_tag<group_op>{}, "imengine::group_op");
   f(type_tag<diffusion>{}, "imengine::diffusion");
   f(type_tag<connection_actor>{}, "imengine::connection_actor");

@@ -113,6 +113,19 @@ struct conv_info {
   uint64_t last_seq = 0;
 };
 
+// What the engine's conversation does to the conversation list in a commit
+// of `seq`: an inbox-mode conversation moves every member; a timeline one
+// lists its members once, with its first message.
+storage::list_update list_of(const conv_info& c, const std::vector<std::string>& users,
+                             uint64_t seq) {
+  storage::list_update u;
+  u.was = u.now = c.timeline ? diffusion::timeline : diffusion::inbox;
+  if (!c.timeline || seq == 1)
+    for (auto i : c.members)
+      u.members.push_back(users[i]);
+  return u;
+}
+
 std::string user_name(uint32_t i) {
   char buf[16];
   std::snprintf(buf, sizeof(buf), "u%06u", i);
@@ -257,7 +270,8 @@ int main(int argc, char** argv) {
       auto m = make_message(c, c.members[0], now - 1000);
       m.body = make_body(c.last_seq);
       if (st.commit_messages(t, c.name, static_cast<uint8_t>(c.kind), {m},
-                             m.ts / 1000 + static_cast<int64_t>(o.dedupe_ttl))
+                             m.ts / 1000 + static_cast<int64_t>(o.dedupe_ttl),
+                             list_of(c, users, m.seq))
           == errc::none)
         pending_names.push_back(c.name);
     }
@@ -300,11 +314,9 @@ int main(int argc, char** argv) {
     for (auto i : order) {
       auto& p = batch[i];
       auto& c = convs[p.conv];
-      std::vector<std::string> dm_members;
-      if (c.kind == conv_kind::dm && p.m.seq == 1)
-        dm_members = {users[c.members[0]], users[c.members[1]]};
       auto expires = p.m.ts / 1000 + static_cast<int64_t>(o.dedupe_ttl);
-      if (st.commit_messages(t, c.name, static_cast<uint8_t>(c.kind), {p.m}, expires, dm_members)
+      if (st.commit_messages(t, c.name, static_cast<uint8_t>(c.kind), {p.m}, expires,
+                             list_of(c, users, p.m.seq))
           != errc::none) {
         std::cerr << "imfill: commit_messages refused " << c.name << " seq " << p.m.seq << "\n";
         std::exit(1);

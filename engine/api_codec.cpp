@@ -345,7 +345,27 @@ result<uint32_t> parse_api_limit(const api_target& t, uint32_t def) {
   return static_cast<uint32_t>(std::clamp<uint64_t>(limit->value_or(def), 1, max_page));
 }
 
+result<convs_req> parse_api_convs(const api_target& t) {
+  convs_req out;
+  auto limit = parse_api_limit(t, out.limit);
+  if (!limit)
+    return limit.error();
+  out.limit = std::min(*limit, max_convs_page);
+  if (auto i = t.query.find("cursor"); i != t.query.end()) {
+    out.after = decode_cursor(i->second);
+    if (!out.after)
+      return bad("malformed cursor");
+  }
+  return out;
+}
+
 // ---- answers
+
+json api_convs_result(const conv_page& page) {
+  auto out = convs_result_frame(std::nullopt, page.rows, page.more);
+  out.erase("t");
+  return out;
+}
 
 uint16_t http_status(errc code) noexcept {
   switch (code) {

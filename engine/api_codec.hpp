@@ -92,6 +92,10 @@ result<std::string> path_user(std::string_view s);
 // default 50).
 result<history_req> parse_api_history(std::string conv, const api_target& t);
 
+// GET /users/<u>/convs?limit=M&cursor=C, as a client `convs` (limit
+// 1..200, default 50; cursor as a convs_result's `next`).
+result<convs_req> parse_api_convs(const api_target& t);
+
 // An optional `limit` query parameter, clamped to 1..max_page.
 result<uint32_t> parse_api_limit(const api_target& t, uint32_t def);
 
@@ -116,5 +120,8 @@ json api_send_result(std::string_view conv, uint64_t seq, uint64_t mid, int64_t 
 // A page of a conversation: {"msgs":[..],"more":bool}, each message as in
 // a client's history_result.
 json api_history_result(const std::vector<message>& msgs, bool more);
+
+// A page of a user's conversations: a client's convs_result without t/req.
+json api_convs_result(const conv_page& page);
 
 } // namespace imengine

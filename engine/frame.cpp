@@ -156,12 +156,21 @@ public:
       out = v;
   }
 
-  // An optional page size, clamped to 1..max_page.
-  void limit(const char* key, uint32_t& out) {
+  // An optional page size, clamped to 1..max.
+  void limit(const char* key, uint32_t& out, uint32_t max = max_page) {
     uint64_t v = out;
     uint(key, v, need::optional);
     if (ok())
-      out = static_cast<uint32_t>(std::clamp<uint64_t>(v, 1, max_page));
+      out = static_cast<uint32_t>(std::clamp<uint64_t>(v, 1, max));
+  }
+
+  void boolean(const char* key, bool& out, need n = need::required) {
+    auto v = find(key, n);
+    if (!v)
+      return;
+    if (!v->is_boolean())
+      return fail("field '" + name(key) + "' must be true or false");
+    out = v->get<bool>();
   }
 
   // An optional object, kept as its JSON text ("" when absent).
@@ -386,6 +395,28 @@ result<history_req> parse_history(const json& f) {
   return r.finish(std::move(out));
 }
 
+result<convs_req> parse_convs(const json& f) {
+  field_reader r{f};
+  convs_req out;
+  r.limit("limit", out.limit, max_convs_page);
+  std::string cursor;
+  r.str("cursor", cursor, need::optional);
+  if (r.ok() && !cursor.empty()) {
+    out.after = decode_cursor(cursor);
+    if (!out.after)
+      r.fail("malformed cursor");
+  }
+  return r.finish(std::move(out));
+}
+
+result<mute_req> parse_mute(const json& f) {
+  field_reader r{f};
+  mute_req out;
+  r.str("conv", out.conv, need::required, valid_conv);
+  r.boolean("on", out.on);
+  return r.finish(std::move(out));
+}
+
 result<read_req> parse_read(const json& f) {
   field_reader r{f};
   read_req out;
@@ -481,6 +512,34 @@ json unread_result_frame(req_id req, const std::vector<unread_entry>& convs) {
                     {"read_seq", c.read_seq}});
   }
   return with_req({{"t", "unread_result"}, {"total", total}, {"convs", std::move(list)}}, req);
+}
+
+json convs_result_frame(req_id req, const std::vector<conv_summary>& rows, bool more) {
+  static constexpr const char* kinds[] = {"dm", "group", "room"};
+  auto list = json::array();
+  for (const auto& r : rows) {
+    auto id = parse_conv(r.at.conv);
+    json row{{"conv", r.at.conv},
+             {"kind", kinds[static_cast<size_t>(id ? id->kind : conv_kind::dm)]},
+             {"last_seq", r.last_seq},
+             {"read_seq", r.read_seq},
+             {"unread", r.last_seq > r.read_seq ? r.last_seq - r.read_seq : 0},
+             {"mentions", r.mentions},
+             {"muted", r.muted}};
+    if (r.last.seq > 0)
+      row["last"] = {{"seq", r.last.seq}, {"mid", std::to_string(r.last.mid)},
+                     {"from", r.last.from}, {"type", r.last.type}, {"body", r.last.body},
+                     {"ts", r.last.ts}};
+    list.push_back(std::move(row));
+  }
+  json f{{"t", "convs_result"}, {"convs", std::move(list)}, {"more", more}};
+  if (more && !rows.empty())
+    f["next"] = encode_cursor(rows.back().at);
+  return with_req(std::move(f), req);
+}
+
+json mute_frame(std::string_view conv, bool on) {
+  return {{"t", "mute"}, {"conv", conv}, {"on", on}};
 }
 
 json read_frame(std::string_view conv, uint64_t seq) {

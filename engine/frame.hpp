@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/conv_list.hpp"
 #include "engine/error.hpp"
 #include "engine/message.hpp"
 #include "engine/result.hpp"
@@ -72,7 +73,7 @@ struct sync_req {
 struct history_req {
   std::string conv;
   std::optional<uint64_t> after;    // exactly one of after/before;
-  std::optional<uint64_t> before;   // neither means after=0
+  std::optional<uint64_t> before;   // neither: the newest page
   uint32_t limit = 50;              // clamped to 1..max_page
 };
 
@@ -90,9 +91,20 @@ struct members_req {                     // group_create, group_add, group_remov
 
 struct presence_sub_req { std::vector<std::string> users; };
 
+struct convs_req {
+  std::optional<list_position> after;   // from `cursor`; absent: the most recent
+  uint32_t limit = 50;                  // clamped to 1..max_convs_page
+};
+
+struct mute_req {
+  std::string conv;
+  bool on = false;
+};
+
 constexpr size_t max_batch = 100;
 constexpr uint32_t max_page = 1000;
 constexpr size_t max_members = 10000;
+constexpr uint32_t max_convs_page = 200;
 
 result<auth_req> parse_auth(const json& f);
 result<send_req> parse_send(const json& f);
@@ -104,6 +116,8 @@ result<read_req> parse_read(const json& f);
 result<conv_req> parse_conv_req(const json& f);
 result<members_req> parse_members(const json& f);
 result<presence_sub_req> parse_presence_sub(const json& f);
+result<convs_req> parse_convs(const json& f);
+result<mute_req> parse_mute(const json& f);
 
 // ---- server frames. `req` is echoed when present.
 
@@ -128,6 +142,9 @@ struct unread_entry {
   uint64_t read_seq = 0;
 };
 json unread_result_frame(req_id req, const std::vector<unread_entry>& convs);
+// `next` continues after the last row when `more`.
+json convs_result_frame(req_id req, const std::vector<conv_summary>& rows, bool more);
+json mute_frame(std::string_view conv, bool on);             // to the user's other devices
 json read_frame(std::string_view conv, uint64_t seq);        // to the user's other devices
 json receipt_frame(std::string_view conv, std::string_view user, uint64_t seq);
 json typing_frame(std::string_view conv, std::string_view user);

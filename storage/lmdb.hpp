@@ -131,6 +131,13 @@ private:
   std::atomic<uint64_t>* reads_ = nullptr;
 };
 
+// Opens (creating it if new) the named database `name`.
+inline MDB_dbi open_db(txn& t, const char* name) {
+  MDB_dbi db;
+  check(mdb_dbi_open(t.handle(), name, MDB_CREATE, &db), name);
+  return db;
+}
+
 // A cursor inside one transaction, closed in its destructor.
 class cursor {
 public:

@@ -62,27 +62,30 @@ std::optional<message> decode_message(std::string_view bytes) {
 std::string encode(const conv_meta& m) {
   msgpack::sbuffer buf;
   packer pk(buf);
-  pk.pack_array(4);
-  pk.pack(static_cast<unsigned>(m.kind)).pack(m.last_seq).pack(m.fanout_seq).pack(m.created_ms);
+  pk.pack_array(5);
+  pk.pack(static_cast<unsigned>(m.kind)).pack(m.last_seq).pack(m.fanout_seq).pack(m.created_ms)
+    .pack(m.last_ts);
   return to_string(buf);
 }
 
 std::optional<conv_meta> decode_conv_meta(std::string_view bytes) {
-  return unpack_array<conv_meta>(bytes, 4, [](const msgpack::object* a, uint32_t, conv_meta& m) {
+  return unpack_array<conv_meta>(bytes, 4, [](const msgpack::object* a, uint32_t n, conv_meta& m) {
     unsigned kind = 0;
     a[0].convert(kind);
     m.kind = static_cast<uint8_t>(kind);
     a[1].convert(m.last_seq);
     a[2].convert(m.fanout_seq);
     a[3].convert(m.created_ms);
+    if (n > 4)
+      a[4].convert(m.last_ts);
   });
 }
 
 std::string encode(const user_conv& m) {
   msgpack::sbuffer buf;
   packer pk(buf);
-  pk.pack_array(3);
-  pk.pack(m.read_seq).pack(m.delivered_seq).pack(m.left_seq);
+  pk.pack_array(4);
+  pk.pack(m.read_seq).pack(m.delivered_seq).pack(m.left_seq).pack(m.muted);
   return to_string(buf);
 }
 
@@ -92,6 +95,8 @@ std::optional<user_conv> decode_user_conv(std::string_view bytes) {
     a[1].convert(m.delivered_seq);
     if (n > 2)
       a[2].convert(m.left_seq);
+    if (n > 3)
+      a[3].convert(m.muted);
   });
 }
 

@@ -18,6 +18,7 @@ struct conv_meta {
   uint64_t last_seq = 0;     // last committed seq
   uint64_t fanout_seq = 0;   // every seq <= this is in every member's inbox
   int64_t created_ms = 0;
+  int64_t last_ts = 0;       // ts of the last committed message (its activity)
 };
 
 // user_convs: user \0 conv -> positions
@@ -25,6 +26,7 @@ struct user_conv {
   uint64_t read_seq = 0;
   uint64_t delivered_seq = 0;   // highest seq copied into the user's inbox
   uint64_t left_seq = 0;        // g: groups: the seq that removed the user (0: member)
+  bool muted = false;           // the user muted the conversation
 };
 
 // users: user -> inbox head and per-device acked positions

@@ -2,17 +2,12 @@
 
 #include "engine/rules.hpp"
 
+#include <algorithm>
 #include <filesystem>
 
 namespace imengine::storage {
 
 namespace {
-
-MDB_dbi open_db(txn& t, const char* name) {
-  MDB_dbi db;
-  check(mdb_dbi_open(t.handle(), name, MDB_CREATE, &db), name);
-  return db;
-}
 
 // Walks keys `name \0 be64(n)` from `start` in one direction, collecting at
 // most `limit` decoded values; `more` tells whether another one follows.
@@ -65,6 +60,7 @@ store::store(const store_options& opts) {
     dedupe_ = open_db(t, "dedupe");
     fanout_ = open_db(t, "fanout");
     members_ = open_db(t, "members");
+    index_.open(t);
     t.commit();
   } catch (...) {
     mdb_env_close(env_);
@@ -197,7 +193,7 @@ std::vector<std::pair<std::string, user_conv>> store::user_convs(const txn& t,
 errc store::commit_messages(txn& t, std::string_view conv, uint8_t kind,
                             const std::vector<message>& msgs,
                             int64_t dedupe_expires_s,
-                            const std::vector<std::string>& members) {
+                            const list_update& list) {
   if (msgs.empty())
     return errc::none;
   auto meta = this->conv(t, conv).value_or(conv_meta{});
@@ -218,12 +214,17 @@ errc store::commit_messages(txn& t, std::string_view conv, uint8_t kind,
       t.put(dedupe_, pair_key(m.from, m.cmid), encode(d));
     }
   }
+  auto first_commit = meta.last_seq == 0;
+  auto prev_ts = meta.last_ts;
   meta.last_seq = msgs.back().seq;
+  meta.last_ts = msgs.back().ts;
   t.put(convs_, conv, encode(meta));
   t.put(fanout_, conv, "");
-  for (const auto& member : members)
-    if (!t.get(user_convs_, pair_key(member, conv)))
-      t.put(user_convs_, pair_key(member, conv), encode(user_conv{}));
+  index_.on_commit(t, conv, prev_ts, meta.last_ts, list);
+  if (first_commit)
+    for (const auto& member : list.members)
+      if (!t.get(user_convs_, pair_key(member, conv)))
+        t.put(user_convs_, pair_key(member, conv), encode(user_conv{}));
   // A sender has read what it sent; the server's `system` has no read state.
   if (!reserved_user(msgs.back().from))
     set_read(t, msgs.back().from, conv, msgs.back().seq);
@@ -286,6 +287,42 @@ void store::set_delivered(txn& t, std::string_view user, std::string_view conv,
 void store::set_read(txn& t, std::string_view user, std::string_view conv,
                      uint64_t seq) {
   move_forward(t, user, conv, &user_conv::read_seq, seq);
+}
+
+void store::set_muted(txn& t, std::string_view user, std::string_view conv, bool on) {
+  auto uc = user_conv_of(t, user, conv);
+  if (uc.muted == on)
+    return;
+  uc.muted = on;
+  t.put(user_convs_, pair_key(user, conv), encode(uc));
+}
+
+page<conv_row> store::conv_list(const txn& t, std::string_view user,
+                                const std::optional<list_position>& after, uint32_t limit) const {
+  bool more = false;
+  auto keys = index_.activity(t, user, after, limit, more);
+  // Timeline-mode conversations are placed by their own last activity.
+  for (auto& c : index_.timelines(t, user)) {
+    auto meta = this->conv(t, c);
+    if (!meta || meta->last_seq == 0)
+      continue;
+    list_position k{meta->last_ts, std::move(c)};
+    if (!after || list_before(*after, k))
+      keys.push_back(std::move(k));
+  }
+  std::sort(keys.begin(), keys.end(), list_before);
+  page<conv_row> out;
+  out.more = more || keys.size() > limit;
+  keys.resize(std::min<size_t>(keys.size(), limit));
+  for (auto& k : keys) {
+    conv_row row;
+    row.meta = this->conv(t, k.conv).value_or(conv_meta{});
+    row.positions = user_conv_of(t, user, k.conv);
+    row.last = message_at(t, k.conv, row.meta.last_seq);
+    row.key = std::move(k);
+    out.items.push_back(std::move(row));
+  }
+  return out;
 }
 
 size_t store::sweep_dedupe(txn& t, int64_t now_s, std::string& resume, size_t limit) {

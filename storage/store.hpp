@@ -10,6 +10,7 @@
 #include "engine/error.hpp"
 #include "engine/group.hpp"
 #include "engine/message.hpp"
+#include "storage/conv_index.hpp"
 #include "storage/lmdb.hpp"
 #include "storage/record.hpp"
 
@@ -27,6 +28,7 @@
 //   dedupe      user \0 cmid       -> dedupe_entry (the original ack)
 //   fanout      conv               -> "" while some inbox copies are missing
 //   members     conv \0 user       -> role ("owner" | "member") of g: groups
+//   activity, timelines             the conversation list (conv_index.hpp)
 namespace imengine::storage {
 
 struct store_options {
@@ -42,6 +44,14 @@ struct page {
 };
 
 using inbox_entry = std::pair<uint64_t, message>;   // (iseq, message)
+
+// One row of a user's conversation list, as this store holds it.
+struct conv_row {
+  list_position key;         // ts of the last message, conv
+  conv_meta meta;
+  user_conv positions;
+  std::optional<message> last;
+};
 
 class store {
 public:
@@ -76,6 +86,11 @@ public:
   // The members of a group with their roles, ordered by user.
   std::vector<std::pair<std::string, member_role>> members(const txn& t,
                                                            std::string_view conv) const;
+  // A page of the user's conversations after `after` (from the most recent
+  // without it): reads the page's rows and the user's timeline-mode
+  // conversations, never messages beyond each row's last one.
+  page<conv_row> conv_list(const txn& t, std::string_view user,
+                           const std::optional<list_position>& after, uint32_t limit) const;
   // Every conversation the user has positions in, with them.
   std::vector<std::pair<std::string, user_conv>> user_convs(const txn& t,
                                                             std::string_view user) const;
@@ -85,12 +100,14 @@ public:
   // creating it if new. Fails (internal) unless the stored last_seq is
   // first - 1. Records a dedupe entry per message (a live one is kept)
   // and marks the conversation as having a fan-out to finish. Moves the
-  // sender's read position to its last message, and gives each of
-  // `members` a position in the conversation if it has none, so that
-  // unread counts see the message from its commit on.
+  // sender's read position to its last message and the conversation list
+  // as `list` says; the first commit gives each of `list.members` a
+  // position, so that unread counts see the message from its commit on.
   errc commit_messages(txn& t, std::string_view conv, uint8_t kind,
                        const std::vector<message>& msgs, int64_t dedupe_expires_s,
-                       const std::vector<std::string>& members = {});
+                       const list_update& list = {});
+  // Mutes or unmutes `conv` for `user`.
+  void set_muted(txn& t, std::string_view user, std::string_view conv, bool on);
   // Appends inbox copies with iseq = first_iseq + i. Fails (internal) unless
   // the user's stored head is first_iseq - 1. Moves delivered_seq of each
   // message's conversation, and read_seq for the user's own messages.
@@ -122,6 +139,7 @@ private:
                     uint64_t user_conv::*field, uint64_t seq);
 
   MDB_env* env_ = nullptr;
+  conv_index index_;
   MDB_dbi msgs_ = 0, convs_ = 0, user_convs_ = 0, inbox_ = 0, users_ = 0,
           dedupe_ = 0, fanout_ = 0, members_ = 0;
   mutable std::atomic<uint64_t> keys_read_{0};

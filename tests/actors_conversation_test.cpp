@@ -209,7 +209,8 @@ TEST_CASE("unread over 1,000 conversations reads the same keys however long thei
         m.ts = 1;
         msgs.push_back(m);
       }
-      REQUIRE(f.store->commit_messages(t, conv, 0, msgs, 1 << 30, {"alice", peer}) == errc::none);
+      REQUIRE(f.store->commit_messages(t, conv, 0, msgs, 1 << 30,
+                                       {diffusion::inbox, diffusion::inbox, {"alice", peer}, {}}) == errc::none);
     }
     t.commit();
   };

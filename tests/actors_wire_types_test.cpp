@@ -47,6 +47,20 @@ bool operator==(const group_info& a, const group_info& b) {
          && a.last_seq == b.last_seq;
 }
 
+bool operator==(const list_position& a, const list_position& b) {
+  return a.ts == b.ts && a.conv == b.conv;
+}
+bool operator==(const conv_summary& a, const conv_summary& b) {
+  return a.at == b.at && a.last_seq == b.last_seq && a.read_seq == b.read_seq
+         && a.mentions == b.mentions && a.muted == b.muted && a.last == b.last;
+}
+bool operator==(const convs_query& a, const convs_query& b) {
+  return a.from_top == b.from_top && a.after == b.after && a.limit == b.limit;
+}
+bool operator==(const conv_page& a, const conv_page& b) {
+  return a.rows == b.rows && a.more == b.more;
+}
+
 } // namespace imengine
 
 namespace {
@@ -124,6 +138,14 @@ message_page sample(fixture&, type_tag<message_page>) { return {{sample_message(
 group_info sample(fixture&, type_tag<group_info>) {
   return {{"alice", "bob"}, "alice", diffusion::timeline, 77};
 }
+list_position sample(fixture&, type_tag<list_position>) { return {1763800000999, "g:x"}; }
+conv_summary sample_summary() { return {{1763800000123, "g:team"}, 42, 40, 2, true, sample_message()}; }
+conv_summary sample(fixture&, type_tag<conv_summary>) { return sample_summary(); }
+std::vector<conv_summary> sample(fixture&, type_tag<std::vector<conv_summary>>) {
+  return {sample_summary(), conv_summary{}};
+}
+convs_query sample(fixture&, type_tag<convs_query>) { return {false, {17, "dm:a:b"}, 20}; }
+conv_page sample(fixture&, type_tag<conv_page>) { return {{sample_summary()}, true}; }
 group_op sample(fixture&, type_tag<group_op>) { return group_op::remove; }
 diffusion sample(fixture&, type_tag<diffusion>) { return diffusion::timeline; }
 template <class Handle>

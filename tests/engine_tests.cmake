@@ -9,3 +9,4 @@ imengine_test(engine_cluster_test SOURCES engine_cluster_test.cpp LIBS imengine_
 # the server API's pure half: target and body parsing, the key check
 imengine_test(engine_api_codec_test SOURCES engine_api_codec_test.cpp LIBS imengine_core)
 imengine_test(engine_api_auth_test SOURCES engine_api_auth_test.cpp LIBS imengine_core)
+imengine_test(engine_conv_list_test SOURCES engine_conv_list_test.cpp LIBS imengine_core)

@@ -4,6 +4,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <set>
+
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -339,11 +341,49 @@ TEST_CASE("history through the API: pages, and its errors") {
         == "bad_frame");
 }
 
-TEST_CASE("the conversation list is not there yet: 501") {
+// The whole list of `user` through the API, `limit` rows a page.
+std::vector<json> api_convs(const engine_process& e, const std::string& user, int limit) {
+  std::vector<json> out;
+  std::string cursor;
+  for (int pages = 0; pages < 1000; ++pages) {
+    auto r = api(e, "GET", "/api/v1/users/" + user + "/convs?limit=" + std::to_string(limit)
+                             + (cursor.empty() ? "" : "&cursor=" + cursor));
+    REQUIRE(r.status == 200);
+    auto j = r.json();
+    REQUIRE(j["convs"].size() <= static_cast<size_t>(limit));
+    for (auto& row : j["convs"])
+      out.push_back(row);
+    if (!j["more"].get<bool>())
+      return out;
+    cursor = j.at("next").get<std::string>();
+  }
+  FAIL("convs paging does not end");
+  return out;
+}
+
+TEST_CASE("the conversation list through the API: the client's list, paged the same way") {
   temp_dir dir;
   engine_process engine(dir.str(), with_api());
-  CHECK(error_of(api(engine, "GET", "/api/v1/users/alice/convs?limit=10"), 501) == "internal");
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(post(engine, "/api/v1/messages",
+                 api_send("alice", "dm:alice:u" + std::to_string(i), "c" + std::to_string(i), "m"))
+              .status == 200);
+  REQUIRE(post(engine, "/api/v1/groups", {{"conv", "g:g1"}, {"owner", "bob"},
+                                         {"members", {"alice"}}})
+            .status == 200);
+  auto alice = engine.login("alice", "phone");
+  auto rows = api_convs(engine, "alice", 2);
+  CHECK(rows.size() == 6);
+  CHECK(rows == whole_convs(*alice));
+  CHECK(rows.front()["conv"] == "g:g1");
+  CHECK(rows.front()["kind"] == "group");
+  CHECK(rows.front()["unread"] == 1);   // bob's create; alice's position starts before it
+  CHECK(api_convs(engine, "nobody", 10).empty());
   CHECK(error_of(api(engine, "GET", "/api/v1/users/al%20ice/convs"), 400) == "bad_frame");
+  CHECK(error_of(api(engine, "GET", "/api/v1/users/alice/convs?cursor=%%%"), 400) == "bad_frame");
+  CHECK(error_of(api(engine, "GET", "/api/v1/users/alice/convs?cursor=YWJj"), 400) == "bad_frame");
+  CHECK(error_of(api(engine, "GET", "/api/v1/users/alice/convs?limit=-3"), 400) == "bad_frame");
+  CHECK(error_of(api(engine, "POST", "/api/v1/users/alice/convs"), 405) == "bad_frame");
 }
 
 TEST_CASE("disconnect closes every device of the user with 4004, and no one else's") {
@@ -478,4 +518,14 @@ TEST_CASE("in a cluster any node's API reaches conversations and users on every 
   auto a1 = n1.login("a1", "phone");
   CHECK(a1->request({{"t", "group_info"}, {"conv", "g:across"}})["members"]
         == json{"a0", "a1", "b0"});
+  // a user's conversations on both nodes, one list whichever node is asked
+  REQUIRE(post(n2, "/api/v1/messages", api_send("a0", "dm:a0:b1", "y", "more")).status == 200);
+  REQUIRE(post(n2, "/api/v1/messages", api_send("a0", "dm:a0:b2", "z", "more")).status == 200);
+  auto list = api_convs(n1, "a0", 1);
+  std::set<std::string> convs;
+  for (const auto& row : list)
+    convs.insert(row["conv"].get<std::string>());
+  CHECK(convs == std::set<std::string>{"dm:a0:b0", "dm:a0:b1", "dm:a0:b2", "g:across"});
+  CHECK(list.size() == 4);
+  CHECK(api_convs(n2, "a0", 3) == list);
 }

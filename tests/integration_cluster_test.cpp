@@ -586,6 +586,57 @@ TEST_CASE("one user's devices on two nodes: same pushes, read sync, receipt, exa
   CHECK(unread(*phone2)["total"] == 0);
 }
 
+TEST_CASE("the conversation list and mute across nodes: one list of every node's conversations") {
+  // bob is owned by n1 and uses devices on n2 and n3; his conversations
+  // are owned by each of the three nodes.
+  auto bob_name = owned_by("n1", "bob");
+  std::vector<std::string> peers, convs;
+  for (const auto* node : {"n1", "n2", "n3"}) {
+    auto peer = first_name("p", [&](const std::string& p) {
+      return p > bob_name && owner(dm(bob_name, p)) == node;
+    });
+    peers.push_back(peer);
+    convs.push_back(dm(bob_name, peer));
+  }
+  auto group = first_name("g:list", [](const std::string& g) { return owner(g) == "n2"; });
+  auto room = first_name("r:list", [](const std::string& r) { return owner(r) == "n3"; });
+  cluster_fixture cl(3);
+  REQUIRE(cl.wait_cluster_up());
+  auto web = login(cl, 2, bob_name, "web");
+  auto phone = login(cl, 3, bob_name, "phone");
+  for (size_t i = 0; i < peers.size(); ++i) {
+    auto peer = login(cl, i + 1, peers[i], "d");
+    REQUIRE(peer->request(send_frame(convs[i], "c", "from " + peers[i]))["t"] == "ack");
+  }
+  REQUIRE(web->request({{"t", "group_create"}, {"conv", group}, {"members", {peers[0]}}})["t"]
+          == "ok");
+  REQUIRE(phone->request({{"t", "join"}, {"conv", room}})["t"] == "ok");
+  REQUIRE(phone->request(send_frame(room, "r", "in the room"))["t"] == "ack");
+
+  auto list = whole_convs(*web);
+  std::set<std::string> names;
+  for (const auto& row : list)
+    names.insert(row["conv"].get<std::string>());
+  CHECK(names == std::set<std::string>{convs[0], convs[1], convs[2], group, room});
+  CHECK(list.size() == 5);
+  for (size_t i = 1; i < list.size(); ++i)
+    CHECK(list[i]["last"]["ts"] <= list[i - 1]["last"]["ts"]);
+  CHECK(whole_convs(*web, 1) == list);
+  CHECK(whole_convs(*phone, 2) == list);
+  for (const auto& row : list)
+    if (row["kind"] == "dm")
+      CHECK(row["unread"] == 1);
+
+  // mute a conversation n3 owns from the device on n2: the device on n3
+  // hears of it, and the list shows it from either
+  REQUIRE(web->request({{"t", "mute"}, {"conv", convs[2]}, {"on", true}})["t"] == "ok");
+  CHECK(phone->wait_for(is_type("mute"), 5000ms)
+        == json{{"t", "mute"}, {"conv", convs[2]}, {"on", true}});
+  for (auto* c : {web.get(), phone.get()})
+    for (const auto& row : whole_convs(*c))
+      CHECK(row["muted"] == (row["conv"] == convs[2]));
+}
+
 // ===================================================================== 4
 
 TEST_CASE("a room over three nodes: one timeline message crosses to each other node once") {

@@ -322,6 +322,24 @@ TEST_CASE("offline_push writes one line per recipient with no device online") {
   REQUIRE(lines.size() == 2);
   CHECK(json::parse(lines[1])["seq"] == 3);
   CHECK(json::parse(lines[1])["user"] == "bob");
+
+  // A conversation bob muted calls no offline hook. The line for seq 5
+  // (unmuted again) comes after any for seq 4 would have: there is none.
+  auto set_mute = [&](bool on) {
+    auto bob = engine.login("bob", "phone");
+    REQUIRE(bob->request({{"t", "mute"}, {"conv", "dm:alice:bob"}, {"on", on}})["t"] == "ok");
+  };
+  set_mute(true);
+  alice->wait_for(presence(false));
+  REQUIRE(alice->request(send_frame("dm:alice:bob", "c4", "muted"))["t"] == "ack");
+  // c4 is copied to both inboxes (alice's is one) before bob comes back
+  CHECK(inbox_of_at_least(*alice, 4).size() == 4);
+  set_mute(false);
+  alice->wait_for(presence(false));
+  REQUIRE(alice->request(send_frame("dm:alice:bob", "c5", "unmuted"))["t"] == "ack");
+  lines = wait_lines(file, 3);
+  REQUIRE(lines.size() == 3);
+  CHECK(json::parse(lines[2])["seq"] == 5);
 }
 
 TEST_CASE("session and after_persist hooks see connects, disconnects and every commit") {

@@ -202,6 +202,25 @@ std::vector<json> whole_history(net::ws_client& c, const std::string& conv) {
   return all_pages(c, json{{"t", "history"}, {"conv", conv}}, "seq");
 }
 
+std::vector<json> whole_convs(net::ws_client& c, uint32_t limit) {
+  std::vector<json> out;
+  json frame{{"t", "convs"}, {"limit", limit}};
+  for (size_t pages = 0; pages < 100000; ++pages) {
+    auto page = c.request(frame);
+    if (page.value("t", "") != "convs_result" || page["convs"].size() > limit)
+      throw std::runtime_error("convs paging failed: " + page.dump());
+    for (auto& row : page["convs"])
+      out.push_back(row);
+    if (!page["more"].get<bool>()) {
+      if (page.contains("next"))
+        throw std::runtime_error("a last page with a cursor: " + page.dump());
+      return out;
+    }
+    frame["cursor"] = page.at("next");
+  }
+  throw std::runtime_error("convs paging does not end");
+}
+
 json send_frame(const std::string& conv, const std::string& cmid, const std::string& body) {
   return json{{"t", "send"}, {"conv", conv}, {"cmid", cmid}, {"type", "text"}, {"body", body}};
 }

@@ -77,6 +77,9 @@ inline auto is_push(uint64_t iseq) {
 std::vector<json> whole_inbox(net::ws_client& c);
 std::vector<json> whole_history(net::ws_client& c, const std::string& conv);
 
+// The whole conversation list, `limit` rows a page, following `next`
+// (checks each page's shape, and that the last one has no cursor).
+std::vector<json> whole_convs(net::ws_client& c, uint32_t limit = 50);
 // The whole inbox once it holds at least n copies, or as it is when
 // `limit` has passed: inbox copies commit after the sender's ack.
 std::vector<json> inbox_of_at_least(net::ws_client& c, size_t n,
