@@ -19,6 +19,7 @@
 
 #include "bench/options.hpp"
 #include "bench/spawn.hpp"
+#include "bench/stats.hpp"
 #include "tests/support/http_client.hpp"
 
 namespace {
@@ -43,13 +44,6 @@ struct worker_result {
   std::string first_error;
 };
 
-double percentile(std::vector<double>& v, double p) {
-  if (v.empty())
-    return 0;
-  std::sort(v.begin(), v.end());
-  auto i = static_cast<size_t>(p * static_cast<double>(v.size() - 1));
-  return v[i];
-}
 
 } // namespace
 
@@ -162,7 +156,7 @@ int main(int argc, char** argv) {
              {"seconds", seconds},
              {"sends_per_s", seconds > 0 ? static_cast<double>(sends) / seconds : 0},
              {"latency_ms",
-              {{"p50", percentile(all, 0.5)}, {"p99", percentile(all, 0.99)},
+              {{"p50", imbench::percentile(all, 0.5)}, {"p99", imbench::percentile(all, 0.99)},
                {"max", all.empty() ? 0 : *std::max_element(all.begin(), all.end())}}},
              {"lost", lost},
              {"duplicated", duplicated}};

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -14,6 +15,14 @@ namespace imbench {
 // (0.9 … 0.9999, as far as the sample count resolves), then [max, 1]: enough
 // to plot the distribution from the summary alone (bench/report).
 nlohmann::json latency_summary(std::vector<uint32_t>& us);
+
+// The p-quantile (0..1) of samples, sorted in place; 0 for none.
+inline double percentile(std::vector<double>& v, double p) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))];
+}
 
 // utime+stime of a process in seconds, or -1 when it cannot be read.
 double proc_cpu_seconds(int pid);
