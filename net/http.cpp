@@ -82,6 +82,26 @@ void http_session::do_read() {
   // chunked body arrives.
   parser_->body_limit(shared_->opts.max_body);
   stream_.expires_after(idle_timeout);
+  http::async_read_header(stream_, buffer_, *parser_,
+                          beast::bind_front_handler(&http_session::on_header,
+                                                    shared_from_this()));
+}
+
+void http_session::on_header(beast::error_code ec, std::size_t bytes) {
+  if (ec)
+    return on_read(ec, bytes);   // a body over the limit is known from the header
+  const auto& req = parser_->get();
+  if (parser_->is_done() || !beast::iequals(req[http::field::expect], "100-continue"))
+    return read_body();
+  http::async_write(stream_, continue_,
+                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                      if (ec)
+                        return fail(ec, "http write");
+                      self->read_body();
+                    });
+}
+
+void http_session::read_body() {
   http::async_read(stream_, buffer_, *parser_,
                    beast::bind_front_handler(&http_session::on_read, shared_from_this()));
 }

@@ -51,6 +51,10 @@ public:
 private:
   void on_accept(beast::error_code ec);
   void do_read();
+  // The header first: a client that sent `Expect: 100-continue` waits for
+  // the interim 100 before it sends the body (RFC 9110, 10.1.1).
+  void on_header(beast::error_code ec, std::size_t bytes);
+  void read_body();
   void on_read(beast::error_code ec, std::size_t bytes);
   void do_write();
   void on_write(beast::error_code ec, std::size_t bytes);
@@ -95,6 +99,10 @@ private:
   using request = http::request<http::string_body>;
 
   void do_read();
+  // The header first: a client that sent `Expect: 100-continue` waits for
+  // the interim 100 before it sends the body (RFC 9110, 10.1.1).
+  void on_header(beast::error_code ec, std::size_t bytes);
+  void read_body();
   void on_read(beast::error_code ec, std::size_t bytes);
   void on_write(bool close, beast::error_code ec, std::size_t bytes);
   void respond(const request& req);   // fills res_
@@ -110,6 +118,7 @@ private:
   // A fresh parser per request: its body limit is per message.
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;   // one request at a time
+  http::response<http::empty_body> continue_{http::status::continue_, 11};
   bool close_after_ = false;   // the request's body was not read: close after answering
   std::array<char, 4096> drain_{};
   size_t drained_ = 0;

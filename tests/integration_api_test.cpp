@@ -6,7 +6,12 @@
 
 #include <set>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -442,6 +447,65 @@ TEST_CASE("no client may authenticate as system") {
   CHECK(r["code"] == "forbidden");
   // The connection is still there and not authenticated.
   CHECK(c->request({{"t", "sync"}})["code"] == "unauthorized");
+}
+
+namespace {
+
+// A raw HTTP/1.1 exchange on 127.0.0.1 that reads with a 5 s timeout:
+// what curl does with `Expect: 100-continue`.
+struct raw_socket {
+  int fd = -1;
+  explicit raw_socket(uint16_t port) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  }
+  ~raw_socket() { ::close(fd); }
+  void send_all(const std::string& s) {
+    REQUIRE(::send(fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size()));
+  }
+  // Reads until `text` has arrived (or the timeout, or the end).
+  std::string read_until(const std::string& text) {
+    std::string got;
+    char buf[4096];
+    while (got.find(text) == std::string::npos) {
+      auto n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0)
+        break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return got;
+  }
+};
+
+} // namespace
+
+TEST_CASE("Expect: 100-continue gets the interim 100 before the body is sent") {
+  temp_dir dir;
+  engine_process engine(dir.str(), with_api());
+  auto body = api_send("alice", "dm:alice:bob", "e1", std::string(3000, 'x')).dump();
+  raw_socket s(engine.port());
+  s.send_all("POST /api/v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + key
+             + "\r\nContent-Type: application/json\r\nContent-Length: "
+             + std::to_string(body.size()) + "\r\nExpect: 100-continue\r\n\r\n");
+  auto interim = s.read_until("\r\n\r\n");
+  CHECK(interim.rfind("HTTP/1.1 100 Continue\r\n", 0) == 0);
+  s.send_all(body);
+  auto answer = s.read_until("}");
+  CHECK(answer.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(answer.find("\"seq\":1") != std::string::npos);
+  CHECK(api_history(engine, "dm:alice:bob").size() == 1);
+  // a body over --max-frame is refused from its header, without a 100
+  raw_socket big(engine.port());
+  big.send_all("POST /api/v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + key
+               + "\r\nContent-Length: 10000000\r\nExpect: 100-continue\r\n\r\n");
+  CHECK(big.read_until("\r\n\r\n").rfind("HTTP/1.1 413", 0) == 0);
 }
 
 TEST_CASE("one keep-alive connection serves many API requests") {
