@@ -166,11 +166,7 @@ void on_convs(self_ptr self, call& c) {
   auto r = parse_api_convs(c.target);
   if (!r)
     return answer(c, api_error(r.error()));
-  convs_query q;
-  q.from_top = !r->after;
-  if (r->after)
-    q.after = *r->after;
-  q.limit = r->limit;
+  auto q = query_of(*r);
   auto rp = c.rp;
   ask_every_reader<conv_page>(
     self, self->state.ctx, request_timeout,

@@ -381,11 +381,7 @@ void on_unread(self_ptr self, const json&, origin o) {
 
 // Every node's reader gives its page; merged, they are the list's.
 void on_convs(self_ptr self, convs_req& r, origin o) {
-  convs_query q;
-  q.from_top = !r.after;
-  if (r.after)
-    q.after = *r.after;
-  q.limit = r.limit;
+  auto q = query_of(r);
   auto done = [=](std::vector<conv_page>& pages) {
     auto page = merge_pages(std::move(pages), q.limit);
     reply(self, convs_result_frame(o.req, page.rows, page.more), o.enc);

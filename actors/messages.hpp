@@ -116,6 +116,15 @@ struct convs_query {
   uint32_t limit = 50;
 };
 
+inline convs_query query_of(const convs_req& r) {
+  convs_query q;
+  q.from_top = !r.after;
+  if (r.after)
+    q.after = *r.after;
+  q.limit = r.limit;
+  return q;
+}
+
 struct group_info {
   std::vector<std::string> members;   // ordered by user
   std::string owner;
