@@ -295,6 +295,24 @@ void send_items(self_ptr self, const std::string& conv, std::vector<send_item> i
     answer_error(self, o));
 }
 
+// recall, edit: answered `ok` with the seq of the amending message.
+template <amend_op Op>
+void on_amend(self_ptr self, amend_req& r, origin o) {
+  auto& st = self->state;
+  auto c = conv_of(self, r.conv, o);
+  if (!c || dm_refused(self, *c, o))
+    return;
+  with_conversation(
+    self, st.ctx, &st.convs, *c,
+    [=](const conversation_actor& h) {
+      auto& st = self->state;
+      ask(self, st.ctx, h, send_timeout, amend_atom::value, Op, st.user, st.device, r.seq, r.body)
+        .then([=](send_ack& a) { reply(self, ok_frame(o.req, a.first_seq), o.enc); },
+              answer_error(self, o));
+    },
+    answer_error(self, o));
+}
+
 void on_send(self_ptr self, send_req& r, origin o) {
   send_items(self, r.conv, {std::move(r.item)}, false, o);
 }
@@ -652,6 +670,8 @@ const std::unordered_map<std::string_view, frame_route>& frame_routes() {
     {"unread", {true, false, on_unread}},
     {"convs", {true, false, parsed<convs_req, parse_convs, on_convs>}},
     {"mute", {true, false, parsed<mute_req, parse_mute, on_mute>}},
+    {"recall", {true, false, parsed<amend_req, parse_recall, on_amend<amend_op::recall>>}},
+    {"edit", {true, false, parsed<amend_req, parse_edit, on_amend<amend_op::edit>>}},
     {"typing", {true, false, parsed<conv_req, parse_conv_req, on_typing>}},
     {"presence_sub", {true, false, parsed<presence_sub_req, parse_presence_sub, on_presence_sub>}},
     {"group_create", {true, false, parsed<members_req, parse_members, on_group<group_op::create>>}},
@@ -714,6 +734,9 @@ connection_actor::behavior_type connection_fun(self_ptr self, const node_context
     [=](retransmit_atom) { on_tick(self); },
     [=](read_atom, std::string& conv, uint64_t seq) { event(self, read_frame(conv, seq)); },
     [=](mute_atom, std::string& conv, bool on) { event(self, mute_frame(conv, on)); },
+    [=](mention_atom, std::string& conv, uint64_t seq, std::string& from) {
+      event(self, mention_frame(conv, seq, from));
+    },
     [=](receipt_atom, std::string& conv, std::string& user, uint64_t seq) {
       event(self, receipt_frame(conv, user, seq));
     },

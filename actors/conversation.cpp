@@ -11,6 +11,8 @@
 #include "actors/fanout.hpp"
 #include "actors/node_context.hpp"
 #include "actors/route.hpp"
+#include "engine/amend.hpp"
+#include "engine/mentions.hpp"
 #include "engine/rules.hpp"
 #include "storage/store.hpp"
 
@@ -112,13 +114,13 @@ void notify_after(self_ptr self, const message& m) {
 }
 
 // A recipient had no device online: the offline hooks hear of it, unless
-// the recipient muted the conversation (the flag is in this node's store,
-// with the recipient's positions in the conversation).
+// the recipient muted the conversation and is not mentioned (the flag is in
+// this node's store, with the recipient's positions in the conversation).
 void notify_offline(self_ptr self, const std::string& user, const message& m) {
   auto& slots = self->state.hooks.offline;
   if (slots.empty())
     return;
-  {
+  if (!mentions_user(m, user)) {
     auto t = self->state.ctx->store->read();
     if (self->state.ctx->store->user_conv_of(t, user, m.conv).muted)
       return;
@@ -151,6 +153,30 @@ void start_fanout(self_ptr self, const message& m, const std::vector<std::string
                 [=](caf::error&) { fanout_failed(self, round); });
       },
       [=](const caf::error&) { fanout_failed(self, round); });
+  }
+}
+
+// A timeline message has no inbox copies: the members it names by name
+// hear of it as a `mention` on their devices (or, with none online, through
+// the offline hooks). An @all reaches the online members with the message
+// itself and everyone through the mentions count.
+void tell_mentioned(self_ptr self, const message& m) {
+  auto& st = self->state;
+  for (const auto& user : m.mentions) {
+    if (user == mention_all)
+      continue;
+    with_user(
+      self, st.ctx, &st.inboxes, user,
+      [=](const user_actor& inbox) {
+        ask(self, self->state.ctx, inbox, fanout_timeout, mention_atom::value, m.conv, m.seq,
+            m.from)
+          .then([=](bool offline) {
+                  if (offline)
+                    notify_offline(self, user, m);
+                },
+                [](caf::error&) {});   // its node is down: the count still has it
+      },
+      [](const caf::error&) {});
   }
 }
 
@@ -336,6 +362,8 @@ void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
             to_fanouts(self, m.type == "system" ? reach::every_node : reach::nodes_with_members,
                        timeline_atom::value, m);
           start_fanout(self, m, timeline ? std::vector<std::string>{} : audience);
+          if (timeline && !m.mentions.empty())
+            tell_mentioned(self, m);
           notify_after(self, m);
         }
         done(nullptr);
@@ -468,6 +496,7 @@ void commit_send(self_ptr self, const std::string& user, const std::string& devi
     m.body = std::move(item.body);
     m.ex = std::move(item.ex);
     m.prio = item.prio;
+    m.mentions = std::move(item.mentions);
     msgs.push_back(std::move(m));
   }
   // The conversation list: an inbox-mode message moves every member's
@@ -530,6 +559,76 @@ void stage_send(self_ptr self, const std::string& user, const std::string& devic
   }
 }
 
+bool owner_of(const conversation_state& st, const std::string& user) {
+  auto i = st.roles.find(user);
+  return st.id.kind == conv_kind::group && i != st.roles.end() && i->second == member_role::owner;
+}
+
+// Each item's mentions as stored: members only, @all for the owner (and
+// the server's `system`).
+std::optional<caf::error> resolve_all_mentions(const conversation_state& st,
+                                               const std::string& user,
+                                               std::vector<send_item>& items) {
+  auto may_all = user == system_user || owner_of(st, user);
+  auto member = [&](const std::string& u) { return is_member(st, u); };
+  for (auto& item : items) {
+    if (item.mentions.empty())
+      continue;
+    auto resolved = resolve_mentions(item.mentions, user, may_all, member);
+    if (!resolved)
+      return make_error(resolved.error().code, resolved.error().msg);
+    item.mentions = std::move(*resolved);
+  }
+  return std::nullopt;
+}
+
+// Commits `items` (already checked) in their turn: at once, or behind the
+// staged sends and through the before_persist hooks.
+void commit_in_turn(self_ptr self, const std::string& user, const std::string& device,
+                    std::vector<send_item> items, uint64_t reply, waiter_list waiters) {
+  auto& st = self->state;
+  if (st.hooks.before.empty() && st.staged.empty())
+    commit_send(self, user, device, std::move(items), reply, std::move(waiters));
+  else
+    stage_send(self, user, device, std::move(items), reply, std::move(waiters));
+}
+
+// A recall or edit: checked against the stored original, then committed as
+// the conversation's next message (the store amends the original in the
+// same transaction). A recall retried after it committed answers the
+// recall's own seq again.
+caf::result<send_ack> handle_amend(self_ptr self, amend_op op, const std::string& user,
+                                   const std::string& device, uint64_t seq, std::string& body) {
+  auto& st = self->state;
+  if (st.id.kind == conv_kind::group && st.assigned == 0)
+    return make_error(errc::not_found, "no such group " + st.id.name);
+  if (!is_member(st, user))
+    return make_error(errc::forbidden, "not a member of " + st.id.name);
+  std::optional<message> original;
+  if (seq > 0 && seq <= st.committed) {
+    auto t = st.ctx->store->read();
+    original = st.ctx->store->message_at(t, st.id.name, seq);
+  }
+  if (!original)
+    return make_error(errc::not_found, "no message " + std::to_string(seq) + " in " + st.id.name);
+  if (op == amend_op::recall && original->recalled_by != 0)
+    return send_ack{st.id.name, original->recalled_by, original->recalled_by, {0}, 0, true};
+  std::string why;
+  auto window_ms = static_cast<int64_t>(st.ctx->cfg.recall_window) * 1000;
+  if (auto rc = may_amend(op, *original, user, owner_of(st, user), now_ms(), window_ms, why);
+      rc != errc::none)
+    return make_error(rc, why);
+  send_item item;
+  item.type = std::string{to_string(op)};
+  item.ex = amend_ex(seq);
+  if (op == amend_op::edit)
+    item.body = std::move(body);
+  auto rp = self->make_response_promise<send_ack>();
+  commit_in_turn(self, user, device, {std::move(item)}, park(self, rp),
+                 std::make_shared<std::vector<conversation_state::waiter>>());
+  return rp;
+}
+
 caf::result<send_ack> handle_send(self_ptr self, const std::string& user,
                                   const std::string& device, std::vector<send_item>& items) {
   auto& st = self->state;
@@ -539,15 +638,13 @@ caf::result<send_ack> handle_send(self_ptr self, const std::string& user,
     return make_error(errc::not_found, "no such group " + st.id.name);
   if (user != system_user && !is_member(st, user))
     return make_error(errc::forbidden, "not a member of " + st.id.name);
+  if (auto e = resolve_all_mentions(st, user, items))
+    return *e;
   auto rp = self->make_response_promise<send_ack>();
   if (wait_inflight(self, user, items, rp) || answer_committed(self, user, items, rp))
     return rp;
   auto waiters = begin_send(self, user, items);
-  auto reply = park(self, rp);
-  if (st.hooks.before.empty() && st.staged.empty())
-    commit_send(self, user, device, std::move(items), reply, std::move(waiters));
-  else
-    stage_send(self, user, device, std::move(items), reply, std::move(waiters));
+  commit_in_turn(self, user, device, std::move(items), park(self, rp), std::move(waiters));
   return rp;
 }
 
@@ -742,6 +839,11 @@ conversation_actor::behavior_type conversation_fun(self_ptr self, const node_con
       else   // behind the sends that arrived first
         stage_ready(self, [=] { handle_group(self, op, actor, users, reply); });
       return rp;
+    },
+    [=](amend_atom, amend_op op, std::string& user, std::string& device, uint64_t seq,
+        std::string& body) {
+      count_received(self, self->state.ctx);
+      return handle_amend(self, op, user, device, seq, body);
     },
     [=](refanout_atom) {
       self->state.fanout_retry_scheduled = false;

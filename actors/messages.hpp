@@ -14,6 +14,7 @@
 
 #include <caf/all.hpp>
 
+#include "engine/amend.hpp"
 #include "engine/api_types.hpp"
 #include "engine/conv_list.hpp"
 #include "engine/error.hpp"
@@ -73,6 +74,8 @@ using disconnect_atom = caf::atom_constant<caf::atom("disconnect")>; // close ev
 using restart_atom = caf::atom_constant<caf::atom("restart")>;      // respawn a plugin's actor
 using convs_atom = caf::atom_constant<caf::atom("convs")>;          // a page of the conversation list
 using mute_atom = caf::atom_constant<caf::atom("mute")>;            // mute or unmute a conversation
+using amend_atom = caf::atom_constant<caf::atom("amend")>;          // recall or edit a message
+using mention_atom = caf::atom_constant<caf::atom("mention")>;      // a timeline message names a user
 using ok_atom = caf::ok_atom;
 
 // ---- payloads
@@ -149,6 +152,7 @@ using connection_actor = caf::typed_actor<
   caf::reacts_to<kick_atom, uint16_t>,                             // from user: close code
   caf::reacts_to<read_atom, std::string, uint64_t>,                // another device read conv
   caf::reacts_to<mute_atom, std::string, bool>,                    // another device muted conv
+  caf::reacts_to<mention_atom, std::string, uint64_t, std::string>, // conv, seq, from
   caf::reacts_to<receipt_atom, std::string, std::string, uint64_t>, // dm peer read: conv, user
   caf::reacts_to<typing_atom, std::string, std::string>,           // conv, user
   caf::reacts_to<presence_atom, std::string, bool>,                // user, online
@@ -166,6 +170,7 @@ using user_actor = caf::typed_actor<
   caf::reacts_to<ack_atom, std::string, uint64_t>,                    // device, iseq
   caf::reacts_to<read_atom, std::string, uint64_t, std::string>,      // conv, seq, device
   caf::reacts_to<mute_atom, std::string, bool, std::string>,          // conv, on, device
+  caf::replies_to<mention_atom, std::string, uint64_t, std::string>::with<bool>,  // conv, seq, from -> no device online
   caf::reacts_to<receipt_atom, std::string, std::string, uint64_t>,   // conv, reader, seq
   caf::reacts_to<typing_atom, std::string, std::string>,              // conv, user
   caf::replies_to<watch_atom, connection_actor>::with<bool>,          // -> online now
@@ -211,6 +216,8 @@ using conversation_actor = caf::typed_actor<
   caf::replies_to<send_atom, std::string, std::string, std::vector<send_item>>::with<send_ack>,
   // op, acting user, users
   caf::replies_to<group_atom, group_op, std::string, std::vector<std::string>>::with<ok_atom>,
+  // user, device, seq amended, new body (edit) -> the amending message's ack
+  caf::replies_to<amend_atom, amend_op, std::string, std::string, uint64_t, std::string>::with<send_ack>,
   caf::replies_to<typing_atom, std::string>::with<ok_atom>,          // user
   caf::reacts_to<refanout_atom>,                                     // own timer
   caf::reacts_to<resync_atom, fanout_actor>,                         // a node's fanout came up
@@ -255,12 +262,13 @@ using plugin_supervisor_actor = caf::typed_actor<caf::reacts_to<restart_atom, ui
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, message& x) {
   return f(caf::meta::type_name("message"), x.conv, x.seq, x.mid, x.from, x.device,
-           x.cmid, x.type, x.body, x.ex, x.ts, x.prio);
+           x.cmid, x.type, x.body, x.ex, x.ts, x.prio, x.mentions, x.recalled_by, x.edited,
+           x.edits);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, send_item& x) {
-  return f(caf::meta::type_name("send_item"), x.cmid, x.type, x.body, x.ex, x.prio);
+  return f(caf::meta::type_name("send_item"), x.cmid, x.type, x.body, x.ex, x.prio, x.mentions);
 }
 
 template <class Inspector>

@@ -170,6 +170,7 @@ conv_page convs(self_ptr self, const std::string& user, const convs_query& q) {
     auto key = storage::pair_key(user, row.key.conv);
     s.last_seq = row.meta.last_seq;
     s.read_seq = std::min(s.last_seq, read_position(self, t, key, user, row.key.conv));
+    s.mentions = st.ctx->store->mentions_after(t, user, row.key.conv, s.read_seq);
     s.muted = row.positions.muted;
     if (row.last)
       s.last = std::move(*row.last);

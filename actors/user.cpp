@@ -217,6 +217,10 @@ user_actor::behavior_type user_fun(self_ptr self, const node_context* ctx, std::
     [=](mute_atom, std::string& conv, bool on, std::string& device) {
       to_devices(self, device, mute_atom::value, conv, on);
     },
+    [=](mention_atom, std::string& conv, uint64_t seq, std::string& from) {
+      to_devices(self, std::string{}, mention_atom::value, conv, seq, from);
+      return self->state.devices.empty();
+    },
     [=](receipt_atom, std::string& conv, std::string& reader, uint64_t seq) {
       to_devices(self, std::string{}, receipt_atom::value, conv, reader, seq);
     },

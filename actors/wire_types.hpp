@@ -38,6 +38,7 @@ void for_each_wire_type(F&& f) {
   f(type_tag<convs_query>{}, "imengine::convs_query");
   f(type_tag<conv_page>{}, "imengine::conv_page");
   f(type_tag<group_op>{}, "imengine::group_op");
+  f(type_tag<amend_op>{}, "imengine::amend_op");
   f(type_tag<diffusion>{}, "imengine::diffusion");
   f(type_tag<connection_actor>{}, "imengine::connection_actor");
   f(type_tag<user_actor>{}, "imengine::user_actor");

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <charconv>
 
+#include "engine/amend.hpp"
 #include "engine/ids.hpp"
+#include "engine/mentions.hpp"
 #include "engine/rules.hpp"
 
 namespace imengine {
@@ -220,30 +222,16 @@ result<api_send> parse_api_send(const json& body) {
     return send.error();
   out.conv = std::move(send->conv);
   out.item = std::move(send->item);
-  if (auto m = body.find("mentions"); m != body.end()) {
-    if (!m->is_array())
-      return bad("field 'mentions' must be an array");
-    if (m->size() > max_members)
-      return bad("field 'mentions' has more than " + std::to_string(max_members) + " elements");
-    for (size_t n = 0; n < m->size(); ++n) {
-      const auto& u = (*m)[n];
-      auto elem = "mentions[" + std::to_string(n) + "]";
-      if (!u.is_string())
-        return bad("field '" + elem + "' must be a string");
-      const auto& s = u.get_ref<const std::string&>();
-      if (s != "@all" && !valid_user(s))
-        return bad("malformed user in '" + elem + "'");
-      out.mentions.push_back(s);
-    }
-  }
   return out;
 }
 
 std::optional<failure> check_send_item(const send_item& item, size_t max_bytes) {
   if (!valid_cmid(item.cmid))
     return bad("malformed cmid");
-  if (item.type.empty() || item.type.size() > 64)
-    return bad("malformed type");
+  if (item.type.empty() || item.type.size() > 64 || reserved_type(item.type))
+    return bad("malformed type (1-64 bytes; system, recall and edit are the engine's)");
+  if (item.mentions.size() > max_mentions)
+    return bad("more than " + std::to_string(max_mentions) + " mentions");
   if (item.prio > 1)
     return bad("field 'prio' must be an integer from 0 to 1");
   if (!item.ex.empty() && !json::parse(item.ex, nullptr, false).is_object())

@@ -41,13 +41,11 @@ bool match_path(std::string_view pattern, const std::vector<std::string>& path,
 result<json> parse_body(std::string_view body);
 
 // POST /api/v1/messages. `from` is a valid user id or system_user; the
-// rest is a client `send` (parse_send). `mentions` (user ids or "@all")
-// is validated and carried, but nothing acts on it until mentions exist.
+// rest is a client `send` (parse_send), `mentions` included.
 struct api_send {
   std::string from;
   std::string conv;
   send_item item;
-  std::vector<std::string> mentions;
 };
 result<api_send> parse_api_send(const json& body);
 

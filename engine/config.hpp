@@ -25,6 +25,7 @@ struct engine_config {
   uint32_t io_threads = 1;
   uint32_t push_window = 1024;    // unacked pushes per connection before pausing
   uint32_t slow_queue = 256;      // queued frames above which room pushes become notify
+  uint32_t recall_window = 120;   // seconds a sender may recall or edit its message
   bool fault_injection = false;   // serves `_crash` frames (tests only)
   // The server API (docs/API.md): off while both are empty. main() reads
   // api_key_file into api_key.

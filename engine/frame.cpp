@@ -4,7 +4,9 @@
 #include <limits>
 #include <unordered_set>
 
+#include "engine/amend.hpp"
 #include "engine/ids.hpp"
+#include "engine/mentions.hpp"
 
 namespace imengine {
 
@@ -200,8 +202,9 @@ public:
     return v;
   }
 
-  // A required array of valid user ids.
-  void users(const char* key, std::vector<std::string>& out, size_t max_size) {
+  // A required array of valid user ids (or what `check` accepts).
+  void users(const char* key, std::vector<std::string>& out, size_t max_size,
+             validator check = valid_user) {
     auto arr = array(key, 0, max_size);
     if (!arr)
       return;
@@ -210,11 +213,19 @@ public:
       auto elem = name(key) + "[" + std::to_string(i) + "]";
       if (!u.is_string())
         fail("field '" + elem + "' must be a string");
-      else if (!valid_user(u.get_ref<const std::string&>()))
+      else if (!check(u.get_ref<const std::string&>()))
         fail("malformed user in '" + elem + "'");
       else
         out.push_back(u.get<std::string>());
     }
+  }
+
+  // An optional `mentions`: user ids or "@all", at most max_mentions.
+  void mentions(const char* key, std::vector<std::string>& out) {
+    if (present(key))
+      users(key, out, max_mentions, [](std::string_view s) {
+        return s == mention_all || valid_user(s);
+      });
   }
 
   void fail(std::string msg) {
@@ -257,15 +268,20 @@ private:
   std::optional<failure> err_;
 };
 
+// A type a client may send: not one the engine writes itself.
+bool client_type(std::string_view s) { return valid_type(s) && !reserved_type(s); }
+
 // The message fields shared by `send` (top level) and `send_batch` items.
 void read_item(field_reader& r, send_item& item) {
   r.str("cmid", item.cmid, need::required, valid_cmid);
-  r.str("type", item.type, need::optional, valid_type);
+  r.str("type", item.type, need::optional, client_type,
+        "type (1-64 bytes; system, recall and edit are the engine's)");
   r.str("body", item.body);
   r.object_text("ex", item.ex);
   uint64_t prio = 0;
   r.uint("prio", prio, need::optional, 1);
   item.prio = static_cast<uint8_t>(prio);
+  r.mentions("mentions", item.mentions);
 }
 
 json with_req(json obj, req_id req) {
@@ -417,6 +433,25 @@ result<mute_req> parse_mute(const json& f) {
   return r.finish(std::move(out));
 }
 
+result<amend_req> parse_recall(const json& f) {
+  field_reader r{f};
+  amend_req out;
+  r.str("conv", out.conv, need::required, valid_conv);
+  r.uint("seq", out.seq);
+  if (r.ok() && out.seq == 0)
+    r.fail("field 'seq' must be at least 1");
+  return r.finish(std::move(out));
+}
+
+result<amend_req> parse_edit(const json& f) {
+  auto out = parse_recall(f);
+  if (!out)
+    return out;
+  field_reader r{f};
+  r.str("body", out->body);
+  return r.finish(std::move(*out));
+}
+
 result<read_req> parse_read(const json& f) {
   field_reader r{f};
   read_req out;
@@ -479,6 +514,12 @@ json msg_frame(const message& m, std::optional<uint64_t> iseq) {
     f["iseq"] = *iseq;
   if (m.prio != 0)
     f["prio"] = m.prio;
+  if (!m.mentions.empty())
+    f["mentions"] = m.mentions;
+  if (m.recalled_by != 0)
+    f["recalled"] = true;
+  if (m.edited != 0)
+    f["edited"] = m.edited;
   return f;
 }
 
@@ -570,8 +611,16 @@ json notify_frame(std::string_view conv, uint64_t seq) {
   return {{"t", "notify"}, {"conv", conv}, {"seq", seq}};
 }
 
+json mention_frame(std::string_view conv, uint64_t seq, std::string_view from) {
+  return {{"t", "mention"}, {"conv", conv}, {"seq", seq}, {"from", from}};
+}
+
 json ok_frame(req_id req) {
   return with_req({{"t", "ok"}}, req);
+}
+
+json ok_frame(req_id req, uint64_t seq) {
+  return with_req({{"t", "ok"}, {"seq", seq}}, req);
 }
 
 json pong_frame(req_id req) {

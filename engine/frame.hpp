@@ -51,6 +51,7 @@ struct send_item {
   std::string body;
   std::string ex;      // JSON text of the `ex` object, empty when absent
   uint8_t prio = 0;    // 0 or 1
+  std::vector<std::string> mentions;   // as asked; the conversation resolves them
 };
 
 struct send_req {
@@ -101,6 +102,13 @@ struct mute_req {
   bool on = false;
 };
 
+// recall and edit: a new message of the conversation amending `seq`.
+struct amend_req {
+  std::string conv;
+  uint64_t seq = 0;    // 1.. : the message amended
+  std::string body;    // edit only: the new body
+};
+
 constexpr size_t max_batch = 100;
 constexpr uint32_t max_page = 1000;
 constexpr size_t max_members = 10000;
@@ -118,6 +126,8 @@ result<members_req> parse_members(const json& f);
 result<presence_sub_req> parse_presence_sub(const json& f);
 result<convs_req> parse_convs(const json& f);
 result<mute_req> parse_mute(const json& f);
+result<amend_req> parse_recall(const json& f);
+result<amend_req> parse_edit(const json& f);
 
 // ---- server frames. `req` is echoed when present.
 
@@ -153,7 +163,10 @@ json group_info_result_frame(req_id req, std::string_view conv,
                              const std::vector<std::string>& members, std::string_view owner,
                              std::string_view mode, uint64_t last_seq);
 json notify_frame(std::string_view conv, uint64_t seq);   // pull with history
+// A mentioned member of a read-diffused conversation (no inbox copy).
+json mention_frame(std::string_view conv, uint64_t seq, std::string_view from);
 json ok_frame(req_id req);
+json ok_frame(req_id req, uint64_t seq);   // recall, edit: the new message's seq
 json pong_frame(req_id req);
 json error_frame(req_id req, errc code, std::string_view msg);
 

@@ -36,6 +36,15 @@ public:
   void boolean(bool v) { out_ += v ? "true" : "false"; }
   void object(const json& v) { out_ += v.dump(-1, ' ', false, json::error_handler_t::replace); }
   void empty_object() { out_ += "{}"; }
+  void strs(const std::vector<std::string>& v) {
+    out_ += '[';
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i > 0)
+        out_ += ',';
+      str(v[i]);
+    }
+    out_ += ']';
+  }
   std::string finish() {
     out_ += '}';
     return std::move(out_);
@@ -74,6 +83,11 @@ public:
   void boolean(bool v) { v ? pk_.pack_true() : pk_.pack_false(); }
   void object(const json& v) { json::to_msgpack(v, nlohmann::detail::output_adapter<char>(out_)); }
   void empty_object() { pk_.pack_map(0); }
+  void strs(const std::vector<std::string>& v) {
+    pk_.pack_array(static_cast<uint32_t>(v.size()));
+    for (const auto& s : v)
+      raw_str(s);
+  }
   std::string finish() { return std::move(out_); }
 
 private:
@@ -88,13 +102,18 @@ private:
 
 template <class W>
 std::string write_msg(const message& m, std::optional<uint64_t> iseq) {
-  W w(10 + (iseq ? 1 : 0) + (m.prio != 0 ? 1 : 0));
+  W w(10 + (iseq ? 1 : 0) + (m.prio != 0 ? 1 : 0) + (m.edited != 0 ? 1 : 0)
+      + (m.mentions.empty() ? 0 : 1) + (m.recalled_by != 0 ? 1 : 0));
   w.key("body");
   w.str(m.body);
   w.key("conv");
   w.str(m.conv);
   w.key("device");
   w.str(m.device);
+  if (m.edited != 0) {
+    w.key("edited");
+    w.sint(m.edited);
+  }
   w.key("ex");
   if (m.ex.empty())
     w.empty_object();   // the common case, without a parse
@@ -106,11 +125,19 @@ std::string write_msg(const message& m, std::optional<uint64_t> iseq) {
     w.key("iseq");
     w.uint(*iseq);
   }
+  if (!m.mentions.empty()) {
+    w.key("mentions");
+    w.strs(m.mentions);
+  }
   w.key("mid");
   w.str(std::to_string(m.mid));
   if (m.prio != 0) {
     w.key("prio");
     w.uint(m.prio);
+  }
+  if (m.recalled_by != 0) {
+    w.key("recalled");
+    w.boolean(true);
   }
   w.key("seq");
   w.uint(m.seq);

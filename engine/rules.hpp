@@ -23,8 +23,10 @@ inline std::vector<std::string> dm_members(const conv_id& c) {
 // authenticate as it; it needs no membership to send.
 inline constexpr std::string_view system_user = "system";
 
+// "@all" is a valid user id by its characters, but mentions mean everyone
+// by it: nobody may be that user.
 inline bool reserved_user(std::string_view user) {
-  return user == system_user;
+  return user == system_user || user == "@all";
 }
 
 } // namespace imengine

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "net/server_shared.hpp"
+#include "net/web_assets.hpp"
 
 namespace imengine::net {
 
@@ -157,8 +158,9 @@ void http_session::respond(const request& req) {
           shared_->http.metrics ? shared_->http.metrics() : std::string{});
   else if (target == "/cluster" && shared_->http.cluster)
     reply(req, http::status::ok, "application/json", shared_->http.cluster());
-  else if (target == "/" || target == "/index.html")
-    reply(req, http::status::ok, "text/html; charset=utf-8", demo_page);
+  else if (auto asset = find_web_asset(to_std(target)))   // the browser client
+    reply(req, http::status::ok, content_type_of(asset->path),
+          std::string(asset->data, asset->size));
   else   // also an upgrade anywhere but /ws
     reply(req, http::status::not_found, "text/plain", "not found\n");
 }

@@ -124,7 +124,4 @@ private:
   size_t drained_ = 0;
 };
 
-// The browser demo client served at GET /.
-extern const char* const demo_page;
-
 } // namespace imengine::net

@@ -5,6 +5,10 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config ccache
       libboost-dev libcaf-dev liblmdb-dev libmsgpack-cxx-dev doctest-dev
       nlohmann-json3-dev libspdlog-dev libssl-dev libgoogle-perftools-dev)
+# Node runs the JS client's tests (they need Node >= 20; older ones skip).
+command -v node >/dev/null || pkgs+=(nodejs)
+# --browser: Chromium too, for the browser end-to-end test (tests/e2e).
+[ "${1:-}" = "--browser" ] && pkgs+=(chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,7 @@
 #include "storage/conv_index.hpp"
 
+#include "engine/mentions.hpp"
+
 namespace imengine::storage {
 
 namespace {
@@ -15,6 +17,8 @@ std::string activity_key(std::string_view user, int64_t ts, std::string_view con
 void conv_index::open(txn& t) {
   activity_ = open_db(t, "activity");
   timelines_ = open_db(t, "timelines");
+  mentions_ = open_db(t, "mentions");
+  mentions_all_ = open_db(t, "mentions_all");
 }
 
 void conv_index::on_commit(txn& t, std::string_view conv, int64_t prev_ts, int64_t ts,
@@ -79,6 +83,49 @@ std::vector<std::string> conv_index::timelines(const txn& t, std::string_view us
   for (bool ok = c.seek(prefix); ok && c.key().substr(0, prefix.size()) == prefix; ok = c.next())
     out.emplace_back(c.key().substr(prefix.size()));
   return out;
+}
+
+// Every key of `m` in the mention databases, with the one to write it to.
+template <class F>
+void for_each_mention_key(const message& m, MDB_dbi named, MDB_dbi all, F f) {
+  for (const auto& u : m.mentions) {
+    if (u == mention_all)
+      f(all, seq_key(m.conv, m.seq));
+    else
+      f(named, seq_key(pair_key(u, m.conv), m.seq));
+  }
+}
+
+void conv_index::add_mentions(txn& t, const message& m) const {
+  for_each_mention_key(m, mentions_, mentions_all_,
+                       [&](MDB_dbi db, const std::string& k) { t.put(db, k, ""); });
+}
+
+void conv_index::drop_mentions(txn& t, const message& m) const {
+  for_each_mention_key(m, mentions_, mentions_all_,
+                       [&](MDB_dbi db, const std::string& k) { t.del(db, k); });
+}
+
+namespace {
+
+uint32_t count_after(const txn& t, MDB_dbi db, const std::string& name, uint64_t after) {
+  uint32_t n = 0;
+  auto prefix = key_prefix(name);
+  cursor c(t, db);
+  for (bool ok = after < UINT64_MAX && c.seek(seq_key(name, after + 1));
+       ok && c.key().substr(0, prefix.size()) == prefix; ok = c.next())
+    ++n;
+  return n;
+}
+
+} // namespace
+
+uint32_t conv_index::mentions_after(const txn& t, std::string_view user, std::string_view conv,
+                                    uint64_t after) const {
+  // The user's own @all messages are at or below its read position (a
+  // sender has read what it sent), so they are not counted.
+  return count_after(t, mentions_, pair_key(user, conv), after)
+         + count_after(t, mentions_all_, std::string(conv), after);
 }
 
 } // namespace imengine::storage

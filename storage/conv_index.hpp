@@ -8,6 +8,7 @@
 
 #include "engine/conv_list.hpp"
 #include "engine/group.hpp"
+#include "engine/message.hpp"
 #include "storage/lmdb.hpp"
 
 // The per-user index behind the conversation list, kept in the commits
@@ -15,6 +16,10 @@
 //   activity   user \0 be64(ts) conv -> ""   a conversation in inbox mode,
 //              at the ts of its last message (its activity)
 //   timelines  user \0 conv -> ""            a member of a timeline-mode one
+//   mentions   user \0 conv \0 be64(seq) -> ""   a message that names the user
+//   mentions_all  conv \0 be64(seq) -> ""         a message that mentions @all
+// The mentions count of a row is the keys past the user's read position: a
+// few cursor steps, and an @all costs one key whatever the member count.
 // An inbox-mode conversation rewrites one key per member per commit (at
 // most --large-group members). A timeline-mode one (a room, a large group)
 // rewrites none: its members are listed once, and a page reads its last
@@ -34,7 +39,7 @@ struct list_update {
 
 class conv_index {
 public:
-  void open(txn& t);   // creates the two databases
+  void open(txn& t);   // creates its databases
 
   // A commit of `conv` moved its activity from `prev_ts` (0: first commit)
   // to `ts`.
@@ -49,8 +54,15 @@ public:
   // Every timeline-mode conversation the user is listed in.
   std::vector<std::string> timelines(const txn& t, std::string_view user) const;
 
+  // Indexes the mentions of a committed message, or drops them (a recall).
+  void add_mentions(txn& t, const message& m) const;
+  void drop_mentions(txn& t, const message& m) const;
+  // Messages of `conv` after seq `after` that mention `user`.
+  uint32_t mentions_after(const txn& t, std::string_view user, std::string_view conv,
+                          uint64_t after) const;
+
 private:
-  MDB_dbi activity_ = 0, timelines_ = 0;
+  MDB_dbi activity_ = 0, timelines_ = 0, mentions_ = 0, mentions_all_ = 0;
 };
 
 } // namespace imengine::storage

@@ -34,15 +34,20 @@ std::optional<T> unpack_array(std::string_view bytes, uint32_t min_size, F f) {
 std::string encode(const message& m) {
   msgpack::sbuffer buf(64 + m.body.size() + m.ex.size());
   packer pk(buf);
-  pk.pack_array(11);
+  // The amendments and mentions are appended only when present: most
+  // messages have none and keep the 11 fields of earlier versions.
+  auto extended = !m.mentions.empty() || m.recalled_by != 0 || m.edited != 0 || !m.edits.empty();
+  pk.pack_array(extended ? 15 : 11);
   pk.pack(m.conv).pack(m.seq).pack(m.mid).pack(m.from).pack(m.device)
     .pack(m.cmid).pack(m.type).pack(m.body).pack(m.ex).pack(m.ts)
     .pack(static_cast<unsigned>(m.prio));
+  if (extended)
+    pk.pack(m.mentions).pack(m.recalled_by).pack(m.edited).pack(m.edits);
   return to_string(buf);
 }
 
 std::optional<message> decode_message(std::string_view bytes) {
-  return unpack_array<message>(bytes, 11, [](const msgpack::object* a, uint32_t, message& m) {
+  return unpack_array<message>(bytes, 11, [](const msgpack::object* a, uint32_t n, message& m) {
     a[0].convert(m.conv);
     a[1].convert(m.seq);
     a[2].convert(m.mid);
@@ -56,6 +61,12 @@ std::optional<message> decode_message(std::string_view bytes) {
     unsigned prio = 0;
     a[10].convert(prio);
     m.prio = static_cast<uint8_t>(prio);
+    if (n >= 15) {
+      a[11].convert(m.mentions);
+      a[12].convert(m.recalled_by);
+      a[13].convert(m.edited);
+      a[14].convert(m.edits);
+    }
   });
 }
 

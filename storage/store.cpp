@@ -1,5 +1,6 @@
 #include "storage/store.hpp"
 
+#include "engine/amend.hpp"
 #include "engine/rules.hpp"
 
 #include <algorithm>
@@ -56,6 +57,7 @@ store::store(const store_options& opts) {
     convs_ = open_db(t, "convs");
     user_convs_ = open_db(t, "user_convs");
     inbox_ = open_db(t, "inbox");
+    inbox_refs_ = open_db(t, "inbox_refs");
     users_ = open_db(t, "users");
     dedupe_ = open_db(t, "dedupe");
     fanout_ = open_db(t, "fanout");
@@ -209,6 +211,9 @@ errc store::commit_messages(txn& t, std::string_view conv, uint8_t kind,
   }
   for (const auto& m : msgs) {
     t.put(msgs_, seq_key(conv, m.seq), encode(m));
+    index_.add_mentions(t, m);
+    if (auto target = amend_target(m); target != 0 && target < m.seq)
+      amend_stored(t, m, target);
     if (!m.cmid.empty() && !dedupe(t, m.from, m.cmid, m.ts / 1000)) {
       dedupe_entry d{m.conv, m.seq, m.mid, m.ts, dedupe_expires_s};
       t.put(dedupe_, pair_key(m.from, m.cmid), encode(d));
@@ -238,6 +243,12 @@ errc store::append_inbox(txn& t, std::string_view user, uint64_t first_iseq,
     return errc::internal;
   auto iseq = first_iseq;
   for (const auto& m : msgs) {
+    auto ref = seq_key(pair_key(user, m.conv), m.seq);
+    if (auto target = amend_target(m); target != 0)
+      amend_copy(t, user, m, target);
+    std::string at;
+    put_be64(at, iseq);
+    t.put(inbox_refs_, ref, at);
     t.put(inbox_, seq_key(user, iseq++), encode(m));
     auto uc = user_conv_of(t, user, m.conv);
     uc.delivered_seq = std::max(uc.delivered_seq, m.seq);
@@ -248,6 +259,37 @@ errc store::append_inbox(txn& t, std::string_view user, uint64_t first_iseq,
   meta.last_iseq = iseq - 1;
   t.put(users_, user, encode(meta));
   return errc::none;
+}
+
+void store::amend_stored(txn& t, const message& amend, uint64_t target) {
+  auto key = seq_key(amend.conv, target);
+  auto v = t.get(msgs_, key);
+  auto original = v ? decode_message(*v) : std::nullopt;
+  if (!original)
+    return;
+  if (amend.type == recall_type) {
+    index_.drop_mentions(t, *original);   // a recalled mention no longer counts
+    for (auto edit : original->edits)     // the edits held versions of the body
+      amend_stored(t, amend, edit);
+  }
+  apply_amend(*original, amend);
+  t.put(msgs_, key, encode(*original));
+}
+
+void store::amend_copy(txn& t, std::string_view user, const message& amend, uint64_t target) {
+  auto ref = t.get(inbox_refs_, seq_key(pair_key(user, amend.conv), target));
+  if (!ref || ref->size() != 8)
+    return;   // no copy here: the user joined after it, or it predates the refs
+  auto key = seq_key(user, get_be64(*ref));
+  auto v = t.get(inbox_, key);
+  auto copy = v ? decode_message(*v) : std::nullopt;
+  if (!copy || copy->conv != amend.conv || copy->seq != target)
+    return;
+  if (amend.type == recall_type)
+    for (auto edit : copy->edits)
+      amend_copy(t, user, amend, edit);
+  apply_amend(*copy, amend);
+  t.put(inbox_, key, encode(*copy));
 }
 
 void store::set_fanout(txn& t, std::string_view conv, uint64_t fanout_seq) {

@@ -24,6 +24,8 @@
 //   convs       conv               -> conv_meta
 //   user_convs  user \0 conv       -> user_conv (read/delivered positions)
 //   inbox       user \0 iseq       -> message copy (write diffusion)
+//   inbox_refs  user \0 conv \0 seq -> be64(iseq) of that copy (a recall or
+//                                     edit amends the copy in place)
 //   users       user               -> user_meta (inbox head, device acks)
 //   dedupe      user \0 cmid       -> dedupe_entry (the original ack)
 //   fanout      conv               -> "" while some inbox copies are missing
@@ -91,13 +93,19 @@ public:
   // conversations, never messages beyond each row's last one.
   page<conv_row> conv_list(const txn& t, std::string_view user,
                            const std::optional<list_position>& after, uint32_t limit) const;
+  // Messages of `conv` after `read_seq` that mention `user` (by name or @all).
+  uint32_t mentions_after(const txn& t, std::string_view user, std::string_view conv,
+                          uint64_t read_seq) const {
+    return index_.mentions_after(t, user, conv, read_seq);
+  }
   // Every conversation the user has positions in, with them.
   std::vector<std::pair<std::string, user_conv>> user_convs(const txn& t,
                                                             std::string_view user) const;
 
   // ---- writes
   // Appends consecutive messages (msgs[i].seq = first + i) to `conv`,
-  // creating it if new. Fails (internal) unless the stored last_seq is
+  // creating it if new; a recall or edit among them amends the message it
+  // names in the same transaction (a recall erases the stored body). Fails (internal) unless the stored last_seq is
   // first - 1. Records a dedupe entry per message (a live one is kept)
   // and marks the conversation as having a fan-out to finish. Moves the
   // sender's read position to its last message and the conversation list
@@ -108,7 +116,8 @@ public:
                        const list_update& list = {});
   // Mutes or unmutes `conv` for `user`.
   void set_muted(txn& t, std::string_view user, std::string_view conv, bool on);
-  // Appends inbox copies with iseq = first_iseq + i. Fails (internal) unless
+  // Appends inbox copies with iseq = first_iseq + i (a recall or edit
+  // amends the user's copy of the message it names). Fails (internal) unless
   // the user's stored head is first_iseq - 1. Moves delivered_seq of each
   // message's conversation, and read_seq for the user's own messages.
   errc append_inbox(txn& t, std::string_view user, uint64_t first_iseq,
@@ -134,13 +143,17 @@ public:
   size_t sweep_dedupe(txn& t, int64_t now_s, std::string& resume, size_t limit);
 
 private:
+  // A recall or edit applied to the timeline's message `target`, or to the
+  // user's inbox copy of it.
+  void amend_stored(txn& t, const message& amend, uint64_t target);
+  void amend_copy(txn& t, std::string_view user, const message& amend, uint64_t target);
   // One position of (user, conv), moved forward only.
   void move_forward(txn& t, std::string_view user, std::string_view conv,
                     uint64_t user_conv::*field, uint64_t seq);
 
   MDB_env* env_ = nullptr;
   conv_index index_;
-  MDB_dbi msgs_ = 0, convs_ = 0, user_convs_ = 0, inbox_ = 0, users_ = 0,
+  MDB_dbi msgs_ = 0, convs_ = 0, user_convs_ = 0, inbox_ = 0, inbox_refs_ = 0, users_ = 0,
           dedupe_ = 0, fanout_ = 0, members_ = 0;
   mutable std::atomic<uint64_t> keys_read_{0};
 };

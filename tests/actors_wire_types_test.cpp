@@ -103,6 +103,10 @@ message sample_message() {
   m.ex = R"({"k":1})";
   m.ts = 1763800000123;
   m.prio = 1;
+  m.mentions = {"bob", "carol"};
+  m.recalled_by = 44;
+  m.edited = 1763800000200;
+  m.edits = {43};
   return m;
 }
 
@@ -113,6 +117,7 @@ send_item sample_item() {
   i.body = "{}";
   i.ex = R"({"w":3})";
   i.prio = 1;
+  i.mentions = {"@all"};
   return i;
 }
 
@@ -147,6 +152,7 @@ std::vector<conv_summary> sample(fixture&, type_tag<std::vector<conv_summary>>) 
 convs_query sample(fixture&, type_tag<convs_query>) { return {false, {17, "dm:a:b"}, 20}; }
 conv_page sample(fixture&, type_tag<conv_page>) { return {{sample_summary()}, true}; }
 group_op sample(fixture&, type_tag<group_op>) { return group_op::remove; }
+amend_op sample(fixture&, type_tag<amend_op>) { return amend_op::edit; }
 diffusion sample(fixture&, type_tag<diffusion>) { return diffusion::timeline; }
 template <class Handle>
 auto sample(fixture& f, type_tag<Handle>)

@@ -79,7 +79,7 @@ TEST_CASE("an API send: a client send plus from and mentions") {
   CHECK(s->item.type == "text");
   CHECK(s->item.body == "hi");
   CHECK(s->item.ex == R"({"k":1})");
-  CHECK(s->mentions == std::vector<std::string>{"bob", "@all"});
+  CHECK(s->item.mentions == std::vector<std::string>{"bob", "@all"});
   CHECK(parse_api_send(body(R"({"from":"system","conv":"g:x","cmid":"c","body":""})")));
   CHECK(error_of(parse_api_send(body(R"({"conv":"g:x","cmid":"c","body":""})")))
         == "missing field 'from'");
@@ -170,7 +170,7 @@ TEST_CASE("tokens and path parameters") {
 }
 
 TEST_CASE("a bot's message gets the checks of a client send") {
-  send_item ok{"c1", "text", "hi", "", 0};
+  send_item ok{"c1", "text", "hi", "", 0, {}};
   CHECK_FALSE(check_send_item(ok, 100));
   auto bad_cmid = ok;
   bad_cmid.cmid = "";

@@ -226,7 +226,19 @@ TEST_CASE("parse_send: fields and defaults") {
   CHECK(bad(parse_send(send_with("prio", 0))) == "<ok>");
 }
 
+TEST_CASE("parse_send: mentions are optional user ids or @all") {
+  auto s = parse_send(send_with("mentions", json::array({"bob", "@all", "bob"})));
+  REQUIRE(s);
+  CHECK(s->item.mentions == std::vector<std::string>{"bob", "@all", "bob"});   // resolved later
+  auto none = parse_send(send_with("mentions", json::array()));
+  REQUIRE(none);
+  CHECK(none->item.mentions.empty());
+  CHECK(bad(parse_send(send_with("mentions", json(std::vector<std::string>(50, "b")))))
+        == "<ok>");
+}
+
 TEST_CASE("parse_send: every bad field is named") {
+  const std::string reserved_msg = "malformed type (1-64 bytes; system, recall and edit are the engine's)";
   struct bad_case { const char* what; json frame; std::string msg; };
   std::vector<bad_case> cases{
     {"conv missing", send_with("conv", nullptr), "missing field 'conv'"},
@@ -243,8 +255,18 @@ TEST_CASE("parse_send: every bad field is named") {
     {"body number", send_with("body", 5), "field 'body' must be a string"},
     {"body object", send_with("body", json::object()), "field 'body' must be a string"},
     {"type number", send_with("type", 1), "field 'type' must be a string"},
-    {"type empty", send_with("type", ""), "malformed type"},
-    {"type too long", send_with("type", std::string(65, 't')), "malformed type"},
+    {"type empty", send_with("type", ""), reserved_msg},
+    {"type too long", send_with("type", std::string(65, 't')), reserved_msg},
+    {"type system", send_with("type", "system"), reserved_msg},
+    {"type recall", send_with("type", "recall"), reserved_msg},
+    {"type edit", send_with("type", "edit"), reserved_msg},
+    {"mentions string", send_with("mentions", "bob"), "field 'mentions' must be an array"},
+    {"mentions number", send_with("mentions", json::array({1})),
+     "field 'mentions[0]' must be a string"},
+    {"mentions bad user", send_with("mentions", json::array({"b c"})),
+     "malformed user in 'mentions[0]'"},
+    {"mentions 51", send_with("mentions", json(std::vector<std::string>(51, "bob"))),
+     "field 'mentions' must have 0..50 elements"},
     {"ex array", send_with("ex", json::array({1})), "field 'ex' must be an object"},
     {"ex string", send_with("ex", "{}"), "field 'ex' must be an object"},
     {"prio 7", send_with("prio", 7), "field 'prio' must be an integer from 0 to 1"},
@@ -394,6 +416,29 @@ TEST_CASE("parse_read and parse_conv_req") {
   CHECK(bad(parse_conv_req(R"({"t":"join","conv":"lobby"})"_json)) == "malformed conv");
 }
 
+TEST_CASE("parse_recall and parse_edit: a conv, a seq from 1, an edit's body") {
+  auto r = parse_recall(R"({"t":"recall","conv":"g:team","seq":42})"_json);
+  REQUIRE(r);
+  CHECK(r->conv == "g:team");
+  CHECK(r->seq == 42);
+  CHECK(r->body.empty());
+  auto e = parse_edit(R"({"t":"edit","conv":"dm:alice:bob","seq":7,"body":"fixed"})"_json);
+  REQUIRE(e);
+  CHECK(e->seq == 7);
+  CHECK(e->body == "fixed");
+  CHECK(bad(parse_recall(R"({"t":"recall","conv":"g:team","seq":0})"_json))
+        == "field 'seq' must be at least 1");
+  CHECK(bad(parse_recall(R"({"t":"recall","conv":"g:team","seq":-1})"_json))
+        == "field 'seq' must be a non-negative integer");
+  CHECK(bad(parse_recall(R"({"t":"recall","conv":"g:team","seq":"4"})"_json))
+        == "field 'seq' must be a non-negative integer");
+  CHECK(bad(parse_recall(R"({"t":"recall","seq":4})"_json)) == "missing field 'conv'");
+  CHECK(bad(parse_recall(R"({"t":"recall","conv":"dm:b:a","seq":4})"_json)) == "malformed conv");
+  CHECK(bad(parse_edit(R"({"t":"edit","conv":"g:team","seq":4})"_json)) == "missing field 'body'");
+  CHECK(bad(parse_edit(R"({"t":"edit","conv":"g:team","seq":4,"body":1})"_json))
+        == "field 'body' must be a string");
+}
+
 TEST_CASE("parse_members: a g: conv and a list of valid users") {
   auto m = parse_members(R"({"t":"group_create","conv":"g:team","members":["bob","carol"]})"_json);
   REQUIRE(m);
@@ -488,6 +533,26 @@ TEST_CASE("msg_frame: iseq and prio only when set, ex as an object") {
     m.ex = ex;
     CHECK(msg_frame(m, 1)["ex"] == json::object());
   }
+}
+
+TEST_CASE("msg_frame: mentions, recalled and edited only when set") {
+  auto m = sample_message();
+  auto plain = msg_frame(m, 1);
+  CHECK_FALSE(plain.contains("mentions"));
+  CHECK_FALSE(plain.contains("recalled"));
+  CHECK_FALSE(plain.contains("edited"));
+  m.mentions = {"bob"};
+  m.edited = 1763800000200;
+  m.edits = {43};
+  auto edited = msg_frame(m, 1);
+  CHECK(edited["mentions"] == json::array({"bob"}));
+  CHECK(edited["edited"] == 1763800000200);
+  CHECK_FALSE(edited.contains("edits"));
+  m.recalled_by = 44;
+  CHECK(msg_frame(m, 1)["recalled"] == true);
+  CHECK(mention_frame("g:big", 9, "alice")
+        == R"({"t":"mention","conv":"g:big","seq":9,"from":"alice"})"_json);
+  CHECK(ok_frame(3, 43) == R"({"t":"ok","req":3,"seq":43})"_json);
 }
 
 TEST_CASE("sync_result and history_result carry msg frames") {

@@ -116,6 +116,23 @@ TEST_CASE("encode_msg: every optional field and integer width") {
   check_msg(m, std::nullopt);
 }
 
+TEST_CASE("encode_msg: mentions, recalled and edited in their sorted places") {
+  auto m = sample();
+  m.mentions = {"bob", "caf\xc3\xa9", "@all"};
+  check_msg(m, uint64_t{5});
+  m.mentions = {"\xff"};
+  m.edited = 1763800000999;
+  check_msg(m, std::nullopt);
+  m.prio = 1;
+  m.recalled_by = 44;
+  m.edits = {43};   // storage only: never on the wire
+  check_msg(m, uint64_t{6});
+  CHECK(encode_msg(m, 6, encoding::json).find("edits") == std::string::npos);
+  m.mentions.clear();
+  m.edited = 0;
+  check_msg(m, std::nullopt);
+}
+
 TEST_CASE("encode_ack writes the bytes encode_frame makes of the ack object") {
   for (auto enc : {encoding::json, encoding::msgpack})
     for (req_id req : {req_id{}, req_id{0}, req_id{-5}, req_id{1}, req_id{70000},

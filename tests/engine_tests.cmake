@@ -10,3 +10,5 @@ imengine_test(engine_cluster_test SOURCES engine_cluster_test.cpp LIBS imengine_
 imengine_test(engine_api_codec_test SOURCES engine_api_codec_test.cpp LIBS imengine_core)
 imengine_test(engine_api_auth_test SOURCES engine_api_auth_test.cpp LIBS imengine_core)
 imengine_test(engine_conv_list_test SOURCES engine_conv_list_test.cpp LIBS imengine_core)
+imengine_test(engine_amend_test SOURCES engine_amend_test.cpp LIBS imengine_core)
+imengine_test(engine_mentions_test SOURCES engine_mentions_test.cpp LIBS imengine_core)

@@ -6,7 +6,8 @@ target_include_directories(imengine_test_support PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(imengine_test_support PUBLIC imengine_net nlohmann_json::nlohmann_json)
 target_compile_definitions(imengine_test_support PRIVATE IMENGINE_BINARY="$<TARGET_FILE:imengine>")
 
-foreach(name session dm bad_input heartbeat crash read_state groups rooms supervision api convs)
+foreach(name session dm bad_input heartbeat crash read_state groups rooms supervision api convs
+    amend mentions)
   imengine_test(integration_${name}_test
     SOURCES integration_${name}_test.cpp
     LIBS imengine_test_support imengine_core)
@@ -50,3 +51,7 @@ target_compile_definitions(integration_plugins_test PRIVATE
   WORD_FILTER_PLUGIN="$<TARGET_FILE:word_filter>"
   OFFLINE_PUSH_PLUGIN="$<TARGET_FILE:offline_push>"
   WEBHOOK_PLUGIN="$<TARGET_FILE:webhook>")
+
+# The recall test reads a compacted copy of the engine's LMDB file after it
+# stopped, to see that no live page holds a recalled body.
+target_link_libraries(integration_amend_test PRIVATE PkgConfig::LMDB)

@@ -207,7 +207,7 @@ bool is_n(const json& f) {
 
 } // namespace
 
-TEST_CASE("plain HTTP: healthz, metrics, demo page, 404") {
+TEST_CASE("plain HTTP: healthz, metrics, the web client, 404") {
   test_server s;
   auto health = http_get(s.port, "/healthz");
   CHECK(health.status == 200);
@@ -222,8 +222,15 @@ TEST_CASE("plain HTTP: healthz, metrics, demo page, 404") {
   CHECK(index.status == 200);
   CHECK(index.head.find("text/html") != std::string::npos);
   CHECK(index.body.find("<html") != std::string::npos);
-  CHECK(index.body.find("/ws") != std::string::npos);
-  CHECK(index.body.find("'ack'") != std::string::npos);   // it acks pushes
+  CHECK(index.body.find("./app.js") != std::string::npos);
+  // every file of examples/web, with its type; a query string is ignored
+  auto module = http_get(s.port, "/imclient.js?v=1");
+  CHECK(module.status == 200);
+  CHECK(module.head.find("text/javascript") != std::string::npos);
+  CHECK(module.body.find("'ack'") != std::string::npos);   // it acks pushes
+  CHECK(http_get(s.port, "/style.css").head.find("text/css") != std::string::npos);
+  CHECK(http_get(s.port, "/index.html").body == index.body);
+  CHECK(http_get(s.port, "/../CMakeLists.txt").status == 404);
 
   CHECK(http_get(s.port, "/nope").status == 404);
   CHECK(http_get(s.port, "/ws").status == 404);   // a GET without upgrade

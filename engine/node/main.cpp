@@ -38,6 +38,7 @@ struct cli_config : caf::actor_system_config {
       .add(e.io_threads, "io-threads", "network threads")
       .add(e.push_window, "push-window", "unacked pushes per connection")
       .add(e.slow_queue, "slow-queue", "queued frames above which room pushes become notify")
+      .add(e.recall_window, "recall-window", "seconds a sender may recall or edit a message")
       .add(e.fault_injection, "fault-injection", "serve _crash frames that kill actors (tests)")
       .add(e.api_key, "api-key", "enables the server API under /api/ with this bearer key")
       .add(e.api_key_file, "api-key-file", "as --api-key, the key read from this file")
