@@ -4,5 +4,5 @@
 # arguments are engine flags, e.g. ./scripts/run.sh --port=9000
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/build.sh --target imengine
+./scripts/build.sh --target imengine chat_cli   # the engine serves the web client itself
 exec ./build/engine/imengine "$@"
