@@ -637,6 +637,68 @@ TEST_CASE("the conversation list and mute across nodes: one list of every node's
       CHECK(row["muted"] == (row["conv"] == convs[2]));
 }
 
+TEST_CASE("mentions, recall and edit across nodes: counted, pushed and amended where they live") {
+  // alice is owned by n1, bob by n2, their dm by n3; carol (n1) is in a
+  // read-diffused group owned by n2.
+  auto alice = owned_by("n1", "alice");
+  auto bob = first_name("bob", [&](const std::string& b) {
+    return b > alice && owner(b) == "n2" && owner(dm(alice, b)) == "n3";
+  });
+  auto carol = owned_by("n1", "carol");
+  auto group = owned_by("n2", "g:many");
+  auto conv = dm(alice, bob);
+  cluster_fixture cl(3, {"--large-group=2"});
+  REQUIRE(cl.wait_cluster_up());
+  auto a = login(cl, 2, alice, "d");
+  auto b = login(cl, 3, bob, "d");
+  auto c = login(cl, 3, carol, "d");
+
+  auto sent = a->request([&] {
+    auto f = send_frame(conv, "m1", "hi @" + bob);
+    f["mentions"] = {bob};
+    return f;
+  }());
+  REQUIRE(sent["t"] == "ack");
+  b->wait_for([](const json& f) { return f["t"] == "msg" && f["seq"] == 1; });
+  auto rows = whole_convs(*b);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0]["mentions"] == 1);
+
+  auto e = a->request({{"t", "edit"}, {"conv", conv}, {"seq", 1}, {"body", "hi again"}});
+  REQUIRE(e["t"] == "ok");
+  auto r = a->request({{"t", "recall"}, {"conv", conv}, {"seq", 1}});
+  REQUIRE(r["t"] == "ok");
+  CHECK(r["seq"] == 3);
+  b->wait_for([](const json& f) { return f["t"] == "msg" && f["seq"] == 3; });
+  // the timeline (n3) and both inboxes (n1, n2) hold the recalled message
+  auto history = whole_history(*b, conv);
+  REQUIRE(history.size() == 3);
+  CHECK(history[0]["recalled"] == true);
+  CHECK(history[0]["body"] == "");
+  CHECK(history[1]["body"] == "");
+  for (auto* client : {a.get(), b.get()}) {
+    auto inbox = whole_inbox(*client);
+    REQUIRE(inbox.size() == 3);
+    CHECK(inbox[0]["recalled"] == true);
+    CHECK(inbox[0]["body"] == "");
+  }
+  CHECK(whole_convs(*b)[0]["mentions"] == 0);
+
+  // a read-diffused group owned by n2: carol, on n3, gets the mention frame
+  REQUIRE(a->request({{"t", "group_create"}, {"conv", group}, {"members", {bob, carol}}})["t"]
+          == "ok");
+  auto m = a->request([&] {
+    auto f = send_frame(group, "m2", "look");
+    f["mentions"] = {carol};
+    return f;
+  }());
+  REQUIRE(m["t"] == "ack");
+  CHECK(c->wait_for(is_type("mention"), 5000ms)
+        == json{{"t", "mention"}, {"conv", group}, {"seq", m["seq"]}, {"from", alice}});
+  for (const auto& row : whole_convs(*c))
+    CHECK(row["mentions"] == (row["conv"] == group ? 1 : 0));
+}
+
 // ===================================================================== 4
 
 TEST_CASE("a room over three nodes: one timeline message crosses to each other node once") {
