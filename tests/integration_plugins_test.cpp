@@ -334,12 +334,20 @@ TEST_CASE("offline_push writes one line per recipient with no device online") {
   REQUIRE(alice->request(send_frame("dm:alice:bob", "c4", "muted"))["t"] == "ack");
   // c4 is copied to both inboxes (alice's is one) before bob comes back
   CHECK(inbox_of_at_least(*alice, 4).size() == 4);
-  set_mute(false);
-  alice->wait_for(presence(false));
-  REQUIRE(alice->request(send_frame("dm:alice:bob", "c5", "unmuted"))["t"] == "ack");
+  // ... but a message that mentions bob is the exception
+  auto mention = send_frame("dm:alice:bob", "c5", "muted, but @bob");
+  mention["mentions"] = {"bob"};
+  REQUIRE(alice->request(mention)["t"] == "ack");
   lines = wait_lines(file, 3);
   REQUIRE(lines.size() == 3);
   CHECK(json::parse(lines[2])["seq"] == 5);
+  CHECK(inbox_of_at_least(*alice, 5).size() == 5);
+  set_mute(false);
+  alice->wait_for(presence(false));
+  REQUIRE(alice->request(send_frame("dm:alice:bob", "c6", "unmuted"))["t"] == "ack");
+  lines = wait_lines(file, 4);
+  REQUIRE(lines.size() == 4);
+  CHECK(json::parse(lines[3])["seq"] == 6);
 }
 
 TEST_CASE("session and after_persist hooks see connects, disconnects and every commit") {
