@@ -261,15 +261,21 @@ bool dm_refused(self_ptr self, const conv_id& c, origin o) {
   return true;
 }
 
-void send_items(self_ptr self, const std::string& conv, std::vector<send_item> items,
-                bool batch, origin o) {
-  auto& st = self->state;
-  // A group's or room's own actor checks membership in mailbox order, so
-  // that a send pipelined behind group_create, group_add or join is judged
-  // after them.
+// Hands the actor of `conv` to `use`, or answers why it cannot. A dm's
+// membership is checked here; a group's or room's own actor checks it in
+// mailbox order, so that a frame pipelined behind group_create, group_add
+// or join is judged after them.
+template <class F>
+void with_conv_of(self_ptr self, const std::string& conv, origin o, F use) {
   auto c = conv_of(self, conv, o);
   if (!c || dm_refused(self, *c, o))
     return;
+  with_conversation(self, self->state.ctx, &self->state.convs, *c, std::move(use),
+                    answer_error(self, o));
+}
+
+void send_items(self_ptr self, const std::string& conv, std::vector<send_item> items,
+                bool batch, origin o) {
   std::string cmid = batch ? std::string{} : items.front().cmid;
   auto acked = [=](send_ack& a) {
     if (batch)
@@ -279,38 +285,28 @@ void send_items(self_ptr self, const std::string& conv, std::vector<send_item> i
                   encode_ack(o.req, cmid, a.conv, a.first_seq, a.mids.front(), a.ts, a.dup, o.enc),
                   o.enc);
   };
-  with_conversation(
-    self, st.ctx, &st.convs, *c,
-    [=](const conversation_actor& h) mutable {
-      auto& st = self->state;
-      auto start = std::chrono::steady_clock::now();
-      ask(self, st.ctx, h, send_timeout, send_atom::value, st.user, st.device, std::move(items))
-        .then(
-          [=](send_ack& a) {
-            observe_request(self, self->state.ctx, h, start);
-            acked(a);
-          },
-          answer_error(self, o));
-    },
-    answer_error(self, o));
+  with_conv_of(self, conv, o, [=](const conversation_actor& h) mutable {
+    auto& st = self->state;
+    auto start = std::chrono::steady_clock::now();
+    ask(self, st.ctx, h, send_timeout, send_atom::value, st.user, st.device, std::move(items))
+      .then(
+        [=](send_ack& a) {
+          observe_request(self, self->state.ctx, h, start);
+          acked(a);
+        },
+        answer_error(self, o));
+  });
 }
 
 // recall, edit: answered `ok` with the seq of the amending message.
 template <amend_op Op>
 void on_amend(self_ptr self, amend_req& r, origin o) {
-  auto& st = self->state;
-  auto c = conv_of(self, r.conv, o);
-  if (!c || dm_refused(self, *c, o))
-    return;
-  with_conversation(
-    self, st.ctx, &st.convs, *c,
-    [=](const conversation_actor& h) {
-      auto& st = self->state;
-      ask(self, st.ctx, h, send_timeout, amend_atom::value, Op, st.user, st.device, r.seq, r.body)
-        .then([=](send_ack& a) { reply(self, ok_frame(o.req, a.first_seq), o.enc); },
-              answer_error(self, o));
-    },
-    answer_error(self, o));
+  with_conv_of(self, r.conv, o, [=](const conversation_actor& h) {
+    auto& st = self->state;
+    ask(self, st.ctx, h, send_timeout, amend_atom::value, Op, st.user, st.device, r.seq, r.body)
+      .then([=](send_ack& a) { reply(self, ok_frame(o.req, a.first_seq), o.enc); },
+            answer_error(self, o));
+  });
 }
 
 void on_send(self_ptr self, send_req& r, origin o) {
@@ -417,17 +413,10 @@ void on_mute(self_ptr self, mute_req& r, origin o) {
 }
 
 void on_typing(self_ptr self, conv_req& r, origin o) {
-  auto& st = self->state;
-  auto c = conv_of(self, r.conv, o);
-  if (!c || dm_refused(self, *c, o))
-    return;
-  with_conversation(
-    self, st.ctx, &st.convs, *c,
-    [=](const conversation_actor& h) {
-      ask(self, self->state.ctx, h, send_timeout, typing_atom::value, self->state.user)
-        .then([](ok_atom) {}, answer_error(self, o));
-    },
-    answer_error(self, o));
+  with_conv_of(self, r.conv, o, [=](const conversation_actor& h) {
+    ask(self, self->state.ctx, h, send_timeout, typing_atom::value, self->state.user)
+      .then([](ok_atom) {}, answer_error(self, o));
+  });
 }
 
 void change_group(self_ptr self, const conv_id& c, group_op op, std::vector<std::string> users,
