@@ -115,7 +115,8 @@ function start(login) {
   });
   client.on('mute', f => updateConv(f.conv, { muted: f.on }));
   client.on('mention', f => {
-    if (f.conv !== current) updateConv(f.conv, { mentions: (convs.get(f.conv)?.mentions ?? 0) + 1 });
+    if (f.conv !== current && firstMention(f.conv, f.seq))
+      updateConv(f.conv, { mentions: (convs.get(f.conv)?.mentions ?? 0) + 1 });
   });
   client.on('error', showError);
   client.connect().catch(showError);
@@ -349,13 +350,24 @@ function applyControl(m) {
   else if (!target.recalled) c.msgs.set(target.seq, { ...target, body: m.body, edited: m.ts });
 }
 
+// A read-diffused mention arrives twice (the message and a `mention`
+// frame): it is counted once.
+const mentionsCounted = new Set();
+function firstMention(conv, seq) {
+  const key = `${conv}#${seq}`;
+  if (mentionsCounted.has(key)) return false;
+  mentionsCounted.add(key);
+  return true;
+}
+
 function onMsg(m) {
   store(m);
   applyControl(m);
   const row = convs.get(m.conv);
   const viewing = m.conv === current && document.visibilityState !== 'hidden';
   const mine = m.from === me;
-  const mentioned = !mine && (m.mentions?.includes(me) || m.mentions?.includes('@all'));
+  const mentioned =
+    !mine && (m.mentions?.includes(me) || m.mentions?.includes('@all')) && firstMention(m.conv, m.seq);
   updateConv(m.conv, {
     last: m,
     last_seq: Math.max(row?.last_seq ?? 0, m.seq),

@@ -35,6 +35,7 @@ const DEFAULTS = {
   fillMaxPages: 100, // bound on the pages one gap fill pulls
   pingMs: 20000, // idle this long → we ping; idle pingMs + pongTimeoutMs → we reconnect
   pongTimeoutMs: 10000,
+  maxFrameBytes: 65536, // the engine's --max-frame: a larger send is refused here, not retried forever
 };
 
 /** The dm id of two users: `dm:<a>:<b>` with a < b bytewise (ids are ASCII). */
@@ -526,6 +527,9 @@ export class IMClient {
   }
 
   _enqueue(item, timeoutMs) {
+    const bytes = new TextEncoder().encode(JSON.stringify(this._frameOf(item))).length;
+    if (bytes > this.opts.maxFrameBytes)
+      return Promise.reject(new IMError('too_large', `the frame would be ${bytes} bytes, over ${this.opts.maxFrameBytes}`));
     this._outbox.push(item);
     this._saveOutbox();
     const p = new Promise((resolve, reject) => this._deferreds.set(item.cmid, { resolve, reject }));
@@ -560,21 +564,24 @@ export class IMClient {
     return true;
   }
 
+  _frameOf(item) {
+    return item.kind === 'batch'
+      ? { t: 'send_batch', conv: item.conv, msgs: item.msgs }
+      : {
+          t: 'send',
+          cmid: item.cmid,
+          conv: item.conv,
+          type: item.type,
+          body: item.body,
+          ...(item.ex && { ex: item.ex }),
+          ...(item.mentions && { mentions: item.mentions }),
+          ...(item.prio && { prio: item.prio }),
+        };
+  }
+
   _writeSend(item) {
     if (this.state !== 'online' || !this._outbox.includes(item)) return;
-    const frame =
-      item.kind === 'batch'
-        ? { t: 'send_batch', conv: item.conv, msgs: item.msgs }
-        : {
-            t: 'send',
-            cmid: item.cmid,
-            conv: item.conv,
-            type: item.type,
-            body: item.body,
-            ...(item.ex && { ex: item.ex }),
-            ...(item.mentions && { mentions: item.mentions }),
-            ...(item.prio && { prio: item.prio }),
-          };
+    const frame = this._frameOf(item);
     const ws = this._ws;
     this._write(frame, { timeoutMs: this.opts.sendAckTimeoutMs }).then(
       ack => this._onSendAck(item, ack),

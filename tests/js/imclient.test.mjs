@@ -411,3 +411,14 @@ test('a dropped socket reconnects, re-auths and sends what was queued meanwhile'
   assert.deepEqual(got.map(m => m.body), ['q1', 'q2', 'q3']);
   assert.equal(tap.sent.filter(f => f.t === 'auth').length, 2);
 });
+
+test('a send over the frame limit is refused at once and never queued', async () => {
+  const alice = uid('alice');
+  const c = client(alice);
+  await c.connect();
+  const conv = dmId(alice, 'zed');
+  await assert.rejects(c.send(conv, 'x'.repeat(70000)), e => e.code === 'too_large');
+  assert.deepEqual(c.pending(), []);
+  // the connection is untouched: the next send goes through
+  assert.equal((await c.send(conv, 'small')).seq, 1);
+});
