@@ -55,3 +55,9 @@ target_compile_definitions(integration_plugins_test PRIVATE
 # The recall test reads a compacted copy of the engine's LMDB file after it
 # stopped, to see that no live page holds a recalled body.
 target_link_libraries(integration_amend_test PRIVATE PkgConfig::LMDB)
+
+# The terminal client (examples/chat_cli) as a child process against the engine.
+imengine_test(integration_chat_cli_test SOURCES integration_chat_cli_test.cpp
+  LIBS imengine_test_support imengine_core)
+target_compile_definitions(integration_chat_cli_test PRIVATE CHAT_CLI_BINARY="$<TARGET_FILE:chat_cli>")
+add_dependencies(integration_chat_cli_test imengine chat_cli)
