@@ -677,7 +677,8 @@ TEST_CASE("mentions, recall and edit across nodes: counted, pushed and amended w
   CHECK(history[0]["body"] == "");
   CHECK(history[1]["body"] == "");
   for (auto* client : {a.get(), b.get()}) {
-    auto inbox = whole_inbox(*client);
+    // alice's copy of the recall crosses to n1 after her ok: wait for it
+    auto inbox = inbox_of_at_least(*client, 3);
     REQUIRE(inbox.size() == 3);
     CHECK(inbox[0]["recalled"] == true);
     CHECK(inbox[0]["body"] == "");
