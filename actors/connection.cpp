@@ -717,6 +717,9 @@ connection_actor::behavior_type connection_fun(self_ptr self, const node_context
   ctx->metrics->connections_total++;
   self->attach_functor([stats = ctx->metrics] { stats->connections--; });
   self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
+  // A socket that upgrades and never authenticates holds a connection
+  // slot and memory: it gets auth_timeout, then 4000.
+  self->delayed_send(self, auth_timeout, auth_deadline_atom::value);
   return {
     [=](frame_atom, std::string& data, bool binary) { handle_frame(self, data, binary); },
     [=](push_atom, uint64_t iseq, message& m) { on_push(self, iseq, m); },
@@ -738,6 +741,10 @@ connection_actor::behavior_type connection_fun(self_ptr self, const node_context
     [=](held_atom, std::string& conv, uint64_t seq) { on_held_back(self, conv, seq); },
     [=](notify_atom) { flush_notifies(self); },
     [=](rejoin_atom) { on_rejoin(self); },
+    [=](auth_deadline_atom) {
+      if (!self->state.authed)
+        close_with(self, 4000, "not authenticated within 10 s");
+    },
     [=](kick_atom, uint16_t code) {
       close_with(self, code,
                  code == 4004 ? "disconnected by the server"

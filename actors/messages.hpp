@@ -67,6 +67,7 @@ using user_atom = caf::atom_constant<caf::atom("user")>;            // the actor
 using conv_atom = caf::atom_constant<caf::atom("conv")>;            // the actor of a conversation
 using resync_atom = caf::atom_constant<caf::atom("resync")>;        // a fanout (re)joined
 using rejoin_atom = caf::atom_constant<caf::atom("rejoin")>;        // retry what a node's death broke
+using auth_deadline_atom = caf::atom_constant<caf::atom("authdline")>; // no auth in time: close
 using position_atom = caf::atom_constant<caf::atom("position")>;    // where a member's copies start
 using interest_atom = caf::atom_constant<caf::atom("interest")>;    // a node has members online (or not)
 using http_atom = caf::atom_constant<caf::atom("http")>;            // a server API request
@@ -159,7 +160,8 @@ using connection_actor = caf::typed_actor<
   caf::reacts_to<held_atom, std::string, uint64_t>,                // from fanout: conv, seq
   caf::reacts_to<retransmit_atom>,                                 // own timer
   caf::reacts_to<notify_atom>,                                     // own timer
-  caf::reacts_to<rejoin_atom>>;                                    // own timer
+  caf::reacts_to<rejoin_atom>,                                     // own timer
+  caf::reacts_to<auth_deadline_atom>>;                             // own timer
 
 // One per user: the inbox (actors/user.hpp).
 using user_actor = caf::typed_actor<

@@ -56,6 +56,21 @@ TEST_CASE("a second connection of the same user and device replaces the first wi
   CHECK(push["body"] == "hello");
 }
 
+TEST_CASE("a connection that does not authenticate within 10 s is closed with 4000") {
+  temp_dir dir;
+  engine_process engine(dir.str());
+  auto silent = engine.connect();
+  auto pinging = engine.connect();   // frames before auth do not count as auth
+  auto authed = engine.login("alice", "phone");
+  REQUIRE(pinging->request({{"t", "ping"}})["t"] == "pong");
+  REQUIRE(silent->wait_closed(20000ms));
+  CHECK(silent->close_code() == 4000);
+  REQUIRE(pinging->wait_closed(5000ms));
+  CHECK(pinging->close_code() == 4000);
+  // an authenticated connection of the same age stays
+  CHECK(authed->request({{"t", "ping"}})["t"] == "pong");
+}
+
 TEST_CASE("jwt auth: a valid token for the user is accepted, anything else refused") {
   temp_dir dir;
   engine_process engine(dir.str(), {"--auth=jwt", "--jwt-secret=s3cret"});
