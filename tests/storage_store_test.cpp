@@ -35,6 +35,16 @@ TEST_CASE("records round-trip through msgpack") {
   auto back = decode_message(encode(m));
   REQUIRE(back);
   CHECK(*back == m);
+  // mentions and amendments are appended fields; a record without them
+  // (every earlier one) reads with them empty
+  m.mentions = {"b", "@all"};
+  m.recalled_by = 9;
+  m.edited = 1700000000100;
+  m.edits = {8};
+  auto extended = decode_message(encode(m));
+  REQUIRE(extended);
+  CHECK(*extended == m);
+  CHECK(encode(make_msg("dm:a:b", 7, "a", "c7")).size() < encode(m).size());
   CHECK_FALSE(decode_message("\x01garbage"));
   CHECK_FALSE(decode_message(""));
   user_meta u{42, {{"phone", 40}, {"web", 41}}};
@@ -144,6 +154,68 @@ TEST_CASE("inbox appends are contiguous and move positions") {
   REQUIRE(p.items.size() == 1);
   CHECK(p.items[0].first == 2);
   CHECK(p.items[0].second == m2);
+}
+
+TEST_CASE("a recall or edit amends the timeline in its commit and each inbox copy on arrival") {
+  temp_dir dir;
+  store s({dir.path.string(), false, 64});
+  auto t = s.write();
+  auto original = make_msg("g:x", 1, "a", "c1");
+  original.mentions = {"b"};
+  REQUIRE(s.commit_messages(t, "g:x", 1, {original}, 0) == errc::none);
+  REQUIRE(s.append_inbox(t, "b", 1, {original}) == errc::none);
+  CHECK(s.mentions_after(t, "b", "g:x", 0) == 1);
+  auto amend = [&](const char* type, uint64_t seq, std::string body) {
+    auto m = make_msg("g:x", seq, "a", "");
+    m.type = type;
+    m.body = std::move(body);
+    m.ex = R"({"seq":1})";
+    REQUIRE(s.commit_messages(t, "g:x", 1, {m}, 0) == errc::none);
+    REQUIRE(s.append_inbox(t, "b", seq, {m}) == errc::none);
+  };
+  amend("edit", 2, "fixed");
+  auto edited = s.message_at(t, "g:x", 1);
+  REQUIRE(edited);
+  CHECK(edited->body == "fixed");
+  CHECK(edited->edited == make_msg("g:x", 2, "a", "").ts);
+  CHECK(edited->edits == std::vector<uint64_t>{2});
+  CHECK(s.inbox_after(t, "b", 0, 1).items[0].second.body == "fixed");
+  amend("recall", 3, "");
+  for (uint64_t seq : {1, 2}) {   // the original and its edit
+    CAPTURE(seq);
+    auto m = s.message_at(t, "g:x", seq);
+    REQUIRE(m);
+    CHECK(m->body.empty());
+    CHECK(m->recalled_by == 3);
+    auto copy = s.inbox_after(t, "b", seq - 1, 1).items[0].second;
+    CHECK(copy.seq == seq);
+    CHECK(copy.body.empty());
+    CHECK(copy.recalled_by == 3);
+  }
+  CHECK(s.message_at(t, "g:x", 1)->mentions.empty());
+  CHECK(s.mentions_after(t, "b", "g:x", 0) == 0);   // a recalled mention no longer counts
+  // a client's own {"seq":1} in a text message amends nothing
+  auto text = make_msg("g:x", 4, "a", "c4");
+  text.ex = R"({"seq":2})";
+  REQUIRE(s.commit_messages(t, "g:x", 1, {text}, 0) == errc::none);
+  CHECK(s.message_at(t, "g:x", 2)->recalled_by == 3);
+}
+
+TEST_CASE("mentions count above the read position, by name and through @all") {
+  temp_dir dir;
+  store s({dir.path.string(), false, 64});
+  auto t = s.write();
+  auto m1 = make_msg("g:x", 1, "a", "c1");
+  m1.mentions = {"b"};
+  auto m2 = make_msg("g:x", 2, "a", "c2");
+  m2.mentions = {"@all"};
+  auto m3 = make_msg("g:x", 3, "a", "c3");
+  REQUIRE(s.commit_messages(t, "g:x", 1, {m1, m2, m3}, 0) == errc::none);
+  CHECK(s.mentions_after(t, "b", "g:x", 0) == 2);
+  CHECK(s.mentions_after(t, "c", "g:x", 0) == 1);
+  CHECK(s.mentions_after(t, "b", "g:x", 1) == 1);
+  CHECK(s.mentions_after(t, "b", "g:x", 3) == 0);
+  CHECK(s.mentions_after(t, "b", "g:y", 0) == 0);
 }
 
 TEST_CASE("fan-out watermark clears the pending mark at the head") {
