@@ -196,6 +196,9 @@ void on_token(self_ptr self, call& c, api_token_req& t) {
   const auto& cfg = self->state.ctx->cfg;
   if (cfg.auth != "jwt")
     return answer(c, api_error({errc::bad_frame, "tokens need --auth=jwt"}));
+  if (cfg.jwt_max_ttl > 0 && t.ttl_s > cfg.jwt_max_ttl)   // it would be refused at login
+    return answer(c, api_error({errc::bad_frame, "ttl_s over --jwt-max-ttl="
+                                                   + std::to_string(cfg.jwt_max_ttl)}));
   auto exp = now_ms() / 1000 + static_cast<int64_t>(t.ttl_s);
   auto token = make_jwt(t.sub, exp, cfg.jwt_secret);
   if (token.empty())

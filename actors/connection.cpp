@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <unordered_set>
 
 #include "actors/directory.hpp"
 #include "actors/node_context.hpp"
@@ -9,6 +10,8 @@
 #include "engine/frame_writer.hpp"
 #include "engine/jwt.hpp"
 #include "engine/rules.hpp"
+
+#include <spdlog/spdlog.h>
 
 namespace imengine {
 
@@ -45,12 +48,14 @@ void close_with(self_ptr self, uint16_t code, std::string reason) {
 void reply_error(self_ptr self, req_id req, const failure& f, encoding enc) {
   auto& st = self->state;
   reply(self, error_frame(req, f.code, f.msg), enc);
+  st.ctx->metrics->count_error(f.code);
+  if (f.code == errc::bad_frame)
+    st.ctx->metrics->bad_frames++;
   switch (f.code) {
     case errc::bad_frame:
     case errc::unknown_type:
     case errc::too_large:
     case errc::unauthorized:
-      st.ctx->metrics->bad_frames++;
       if (++st.bad_streak >= max_bad_streak)
         close_with(self, 1008, "too many bad frames");
       break;
@@ -190,31 +195,92 @@ void notify_session(self_ptr self, Atom what) {
       observe(self, slot, what, st.user, st.device);
 }
 
+// With --auth=jwt, the token's expiry; nullopt after answering why the
+// token is refused.
+std::optional<int64_t> token_expiry(self_ptr self, const auth_req& a, origin o) {
+  auto& cfg = self->state.ctx->cfg;
+  if (cfg.auth != "jwt")
+    return INT64_MAX;
+  auto claims = verify_jwt(a.token, cfg.jwt_secret, now_ms() / 1000,
+                           static_cast<int64_t>(std::min<uint64_t>(cfg.jwt_max_ttl, INT64_MAX)));
+  if (!claims) {
+    spdlog::info("login of {} refused: {}", a.user, claims.error().msg);
+    reply_error(self, o.req, claims.error(), o.enc);
+    return std::nullopt;
+  }
+  if (claims->sub != a.user) {
+    spdlog::info("login of {} refused: token is for another user", a.user);
+    reply_error(self, o.req, {errc::unauthorized, "token is for another user"}, o.enc);
+    return std::nullopt;
+  }
+  return claims->exp_s;
+}
+
+// A session lives as long as its token: closed with 4005 when it expires,
+// unless a re-auth brought a later expiry first. A timer waits a day at
+// most (an exp years ahead is checked again then); a fired timer with a
+// later one pending leaves the check to that one.
+constexpr int64_t max_expiry_wait_ms = 86'400'000;
+
+void start_expiry_timer(self_ptr self) {
+  auto& st = self->state;
+  auto left_ms = std::clamp<int64_t>(st.token_exp_s - now_ms() / 1000, 0, max_expiry_wait_ms / 1000)
+                 * 1000;
+  ++st.expiry_timers;
+  self->delayed_send(self, std::chrono::milliseconds(left_ms), token_expiry_atom::value);
+}
+
+void arm_expiry(self_ptr self, int64_t exp_s) {
+  self->state.token_exp_s = exp_s;
+  if (exp_s != INT64_MAX)
+    start_expiry_timer(self);
+}
+
+void on_token_expiry(self_ptr self) {
+  auto& st = self->state;
+  --st.expiry_timers;
+  if (st.token_exp_s <= now_ms() / 1000)
+    close_with(self, 4005, "token expired");
+  else if (st.expiry_timers == 0)
+    start_expiry_timer(self);
+}
+
+// A fresh token for the same user and device on an open session: it
+// moves the expiry; nothing else changes.
+void reauth(self_ptr self, auth_req& a, origin o) {
+  auto& st = self->state;
+  if (a.user != st.user || a.device != st.device) {
+    reply_error(self, o.req,
+                {errc::bad_frame, "already authenticated as " + st.user + "/" + st.device}, o.enc);
+    return;
+  }
+  auto exp = token_expiry(self, a, o);
+  if (!exp)
+    return;
+  arm_expiry(self, *exp);
+  reply(self, auth_ok_frame(o.req, st.user, st.device, st.pushed, st.ctx->cfg.node), o.enc);
+}
+
 void on_auth(self_ptr self, auth_req& a, origin o) {
   auto& st = self->state;
   if (st.authed) {
-    reply_error(self, o.req, {errc::bad_frame, "already authenticated"}, o.enc);
+    reauth(self, a, o);
     return;
   }
   if (reserved_user(a.user)) {
     reply_error(self, o.req, {errc::forbidden, a.user + " is reserved for the server"}, o.enc);
     return;
   }
-  if (st.ctx->cfg.auth == "jwt") {
-    auto sub = verify_jwt(a.token, st.ctx->cfg.jwt_secret, now_ms() / 1000);
-    if (!sub) {
-      reply_error(self, o.req, sub.error(), o.enc);
-      return;
-    }
-    if (*sub != a.user) {
-      reply_error(self, o.req, {errc::unauthorized, "token is for another user"}, o.enc);
-      return;
-    }
-  }
+  auto exp = token_expiry(self, a, o);
+  if (!exp)
+    return;
   // await: later frames of this connection wait until auth is settled.
   with_user<true>(
     self, st.ctx, nullptr, a.user,
-    [=](const user_actor& inbox) { register_device(self, inbox, a, o); },
+    [=](const user_actor& inbox) {
+      arm_expiry(self, *exp);
+      register_device(self, inbox, a, o);
+    },
     [=](const caf::error& e) { reply_error(self, o.req, to_failure(e), o.enc); });
 }
 
@@ -274,8 +340,39 @@ void with_conv_of(self_ptr self, const std::string& conv, origin o, F use) {
                     answer_error(self, o));
 }
 
+// --rate-msgs: a token bucket of --rate-burst messages per connection,
+// refilled at rate-msgs per second. Over it, the frame is answered
+// rate_limited and nothing is stored.
+bool within_rate(self_ptr self, size_t n, origin o) {
+  auto& st = self->state;
+  const auto& cfg = st.ctx->cfg;
+  if (cfg.rate_msgs == 0)
+    return true;
+  auto now = std::chrono::steady_clock::now();
+  if (st.rate_at == std::chrono::steady_clock::time_point{}) {
+    st.rate_tokens = cfg.rate_burst;
+  } else {
+    std::chrono::duration<double> elapsed = now - st.rate_at;
+    st.rate_tokens = std::min<double>(cfg.rate_burst,
+                                      st.rate_tokens + elapsed.count() * cfg.rate_msgs);
+  }
+  st.rate_at = now;
+  if (st.rate_tokens < static_cast<double>(n)) {
+    reply_error(self, o.req,
+                {errc::rate_limited, "over " + std::to_string(cfg.rate_msgs)
+                                       + " messages per second (burst "
+                                       + std::to_string(cfg.rate_burst) + ")"},
+                o.enc);
+    return false;
+  }
+  st.rate_tokens -= static_cast<double>(n);
+  return true;
+}
+
 void send_items(self_ptr self, const std::string& conv, std::vector<send_item> items,
                 bool batch, origin o) {
+  if (!within_rate(self, items.size(), o))
+    return;
   std::string cmid = batch ? std::string{} : items.front().cmid;
   auto acked = [=](send_ack& a) {
     if (batch)
@@ -301,6 +398,8 @@ void send_items(self_ptr self, const std::string& conv, std::vector<send_item> i
 // recall, edit: answered `ok` with the seq of the amending message.
 template <amend_op Op>
 void on_amend(self_ptr self, amend_req& r, origin o) {
+  if (!within_rate(self, 1, o))
+    return;
   with_conv_of(self, r.conv, o, [=](const conversation_actor& h) {
     auto& st = self->state;
     ask(self, st.ctx, h, send_timeout, amend_atom::value, Op, st.user, st.device, r.seq, r.body)
@@ -519,9 +618,36 @@ void subscribe_presence(self_ptr self, const std::string& user) {
     later);
 }
 
-void on_presence_sub(self_ptr self, presence_sub_req& r, origin) {
-  for (const auto& user : r.users)
-    subscribe_presence(self, user);
+// Presence is for the people a user talks to: users who share a dm or a
+// group with the subscriber are watched; anyone else is reported offline
+// once and never watched, so a stranger's state leaks nothing and a name
+// without data spawns nothing. Every node's reader answers for what it
+// holds.
+void on_presence_sub(self_ptr self, presence_sub_req& r, origin o) {
+  auto& st = self->state;
+  auto cap = st.ctx->cfg.max_watch;
+  if (st.watched.size() + st.unwatched.size() + r.users.size() > cap) {
+    reply_error(self, o.req,
+                {errc::rate_limited, "a connection watches at most " + std::to_string(cap)
+                                       + " users (--max-watch)"},
+                o.enc);
+    return;
+  }
+  auto users = std::move(r.users);
+  auto done = [=](std::vector<std::vector<std::string>>& answers) {
+    std::unordered_set<std::string> shared;
+    for (auto& a : answers)
+      shared.insert(a.begin(), a.end());
+    for (const auto& user : users) {
+      if (shared.count(user) || user == self->state.user)
+        subscribe_presence(self, user);
+      else
+        event(self, presence_frame(user, false));
+    }
+  };
+  ask_every_reader<std::vector<std::string>>(self, st.ctx, send_timeout, done,
+                                             answer_error(self, o), sharing_atom::value, st.user,
+                                             users);
 }
 
 // The user actor is gone (a crash): register with its successor, which
@@ -741,6 +867,7 @@ connection_actor::behavior_type connection_fun(self_ptr self, const node_context
     [=](held_atom, std::string& conv, uint64_t seq) { on_held_back(self, conv, seq); },
     [=](notify_atom) { flush_notifies(self); },
     [=](rejoin_atom) { on_rejoin(self); },
+    [=](token_expiry_atom) { on_token_expiry(self); },
     [=](auth_deadline_atom) {
       if (!self->state.authed)
         close_with(self, 4000, "not authenticated within 10 s");

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <unordered_map>
@@ -28,6 +29,11 @@ struct connection_state {
   encoding push_enc = encoding::json;   // the auth frame's encoding
   user_actor inbox;                     // the user actor
   unsigned bad_streak = 0;              // bad frames in a row
+  int64_t token_exp_s = INT64_MAX;      // --auth=jwt: closed with 4005 then
+  unsigned expiry_timers = 0;           // token_expiry_atom timers pending
+  // --rate-msgs token bucket: messages it may send now, refilled with time.
+  double rate_tokens = 0;
+  std::chrono::steady_clock::time_point rate_at{};
   // Push window: pushed and not yet acked, in iseq order.
   boost::container::deque<std::pair<uint64_t, frame_bytes>> window;   // empty: no memory
   uint64_t pushed = 0;     // highest iseq pushed (or known to the client)

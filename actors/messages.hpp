@@ -68,6 +68,8 @@ using conv_atom = caf::atom_constant<caf::atom("conv")>;            // the actor
 using resync_atom = caf::atom_constant<caf::atom("resync")>;        // a fanout (re)joined
 using rejoin_atom = caf::atom_constant<caf::atom("rejoin")>;        // retry what a node's death broke
 using auth_deadline_atom = caf::atom_constant<caf::atom("authdline")>; // no auth in time: close
+using sharing_atom = caf::atom_constant<caf::atom("sharing")>;      // who shares a conversation
+using token_expiry_atom = caf::atom_constant<caf::atom("tokenexp")>; // the session's token expired
 using position_atom = caf::atom_constant<caf::atom("position")>;    // where a member's copies start
 using interest_atom = caf::atom_constant<caf::atom("interest")>;    // a node has members online (or not)
 using http_atom = caf::atom_constant<caf::atom("http")>;            // a server API request
@@ -161,7 +163,8 @@ using connection_actor = caf::typed_actor<
   caf::reacts_to<retransmit_atom>,                                 // own timer
   caf::reacts_to<notify_atom>,                                     // own timer
   caf::reacts_to<rejoin_atom>,                                     // own timer
-  caf::reacts_to<auth_deadline_atom>>;                             // own timer
+  caf::reacts_to<auth_deadline_atom>,                              // own timer
+  caf::reacts_to<token_expiry_atom>>;                              // own timer
 
 // One per user: the inbox (actors/user.hpp).
 using user_actor = caf::typed_actor<
@@ -192,7 +195,10 @@ using reader_actor = caf::typed_actor<
   // user, conv, on, device
   caf::replies_to<mute_atom, std::string, std::string, bool, std::string>::with<ok_atom>,
   // user, conv -> the seq after which the user's inbox copies start (its join)
-  caf::replies_to<position_atom, std::string, std::string>::with<uint64_t>>;
+  caf::replies_to<position_atom, std::string, std::string>::with<uint64_t>,
+  // user, others -> those of the others who share a dm or group with user
+  caf::replies_to<sharing_atom, std::string, std::vector<std::string>>::with<
+    std::vector<std::string>>>;
 
 // A connection as the node's fanout actor holds it: the actor, and its sink
 // so that live timeline pushes go straight to the socket's queue without a

@@ -229,6 +229,11 @@ reader_actor::behavior_type reader_fun(self_ptr self, const node_context* ctx) {
     },
     [=](mute_atom, const std::string& user, const std::string& conv, bool on,
         const std::string& device) { return mute(self, user, conv, on, device); },
+    [=](sharing_atom, const std::string& user, const std::vector<std::string>& others) {
+      count_received(self, ctx);
+      auto t = self->state.ctx->store->read();
+      return self->state.ctx->store->sharing_with(t, user, others);
+    },
   };
 }
 

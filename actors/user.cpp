@@ -193,6 +193,11 @@ user_actor::behavior_type user_fun(self_ptr self, const node_context* ctx, std::
       if (st.ctx->cfg.fault_injection && st.ctx->refuse_next_register.exchange(false))
         return make_error(errc::unavailable, "register refused (fault injection)");
       auto was_online = !st.devices.empty();
+      // A new device beyond the cap is refused; a known one replaces itself.
+      if (st.devices.size() >= st.ctx->cfg.max_user_conns && !st.devices.count(device))
+        return make_error(errc::rate_limited,
+                          "too many connections of this user (--max-user-conns="
+                            + std::to_string(st.ctx->cfg.max_user_conns) + ")");
       auto& slot = st.devices[device];
       if (slot && slot != conn)   // same (user, device) again: replace
         tell(self, st.ctx, slot, kick_atom::value, uint16_t{4001});

@@ -56,19 +56,19 @@ bool api_key::matches(std::string_view authorization) const noexcept {
   return d && CRYPTO_memcmp(d->data(), digest_.data(), digest_.size()) == 0;
 }
 
-result<std::string> read_api_key_file(const std::string& path) {
+result<std::string> read_secret_file(const std::string& flag, const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
-    return failure{errc::bad_config, "--api-key-file " + path + " cannot be read"};
+    return failure{errc::bad_config, flag + " " + path + " cannot be read"};
   std::string key{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   if (in.bad())
-    return failure{errc::bad_config, "--api-key-file " + path + " cannot be read"};
+    return failure{errc::bad_config, flag + " " + path + " cannot be read"};
   if (!key.empty() && key.back() == '\n')
     key.pop_back();
   if (!key.empty() && key.back() == '\r')
     key.pop_back();
   if (key.empty())
-    return failure{errc::bad_config, "--api-key-file " + path + " holds no key"};
+    return failure{errc::bad_config, flag + " " + path + " holds no secret"};
   return key;
 }
 

@@ -25,9 +25,10 @@ private:
   bool valid_ = false;   // false if hashing failed: nothing matches
 };
 
-// The key an --api-key-file holds: its content with one trailing newline
-// ("\n" or "\r\n") stripped. Errors: bad_config when the file cannot be
-// read or the key is empty.
-result<std::string> read_api_key_file(const std::string& path);
+// The secret a file flag (--api-key-file, --jwt-secret-file) names: its
+// content with one trailing newline ("\n" or "\r\n") stripped. Errors:
+// bad_config, naming `flag` and the path, when the file cannot be read or
+// holds nothing.
+result<std::string> read_secret_file(const std::string& flag, const std::string& path);
 
 } // namespace imengine

@@ -14,6 +14,15 @@ struct engine_config {
   std::string node = "n1";
   std::string auth = "none";      // none | jwt
   std::string jwt_secret;
+  std::string jwt_secret_file;    // main() reads it into jwt_secret
+  uint64_t jwt_max_ttl = 0;       // seconds exp may lie ahead of now; 0: no cap
+  bool insecure = false;          // allow --auth=none off loopback
+  std::string log_level = "info"; // trace | debug | info | warn | error | off
+  // Abuse limits (docs/OPERATIONS.md recommends values for a public node).
+  uint32_t rate_msgs = 0;         // sends per connection per second; 0: no limit
+  uint32_t rate_burst = 0;        // token bucket depth; 0: rate_msgs
+  uint32_t max_user_conns = 64;   // open connections of one user on this node
+  uint32_t max_watch = 1000;      // users one connection may watch for presence
   std::string sync = "full";      // full | none
   uint32_t large_group = 500;
   uint32_t retransmit_ms = 3000;

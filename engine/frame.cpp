@@ -481,7 +481,7 @@ result<members_req> parse_members(const json& f) {
 result<presence_sub_req> parse_presence_sub(const json& f) {
   field_reader r{f};
   presence_sub_req out;
-  r.users("users", out.users, std::numeric_limits<size_t>::max());
+  r.users("users", out.users, max_presence);
   return r.finish(std::move(out));
 }
 

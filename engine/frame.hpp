@@ -112,6 +112,7 @@ struct amend_req {
 constexpr size_t max_batch = 100;
 constexpr uint32_t max_page = 1000;
 constexpr size_t max_members = 10000;
+constexpr size_t max_presence = 1000;   // users one presence_sub names
 constexpr uint32_t max_convs_page = 200;
 
 result<auth_req> parse_auth(const json& f);

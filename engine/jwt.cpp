@@ -2,6 +2,7 @@
 
 #include "engine/base64url.hpp"
 
+#include <algorithm>
 #include <array>
 #include <climits>
 #include <optional>
@@ -34,13 +35,23 @@ std::optional<digest> hmac_sha256(std::string_view key, std::string_view data) {
   return out;
 }
 
-// Compared in the claim's own number type: exact for integers of any size.
-bool expired(const json& exp, int64_t now_s) {
-  if (exp.is_number_unsigned())
-    return now_s >= 0 && exp.get<uint64_t>() <= static_cast<uint64_t>(now_s);
-  if (exp.is_number_integer())
-    return exp.get<int64_t>() <= now_s;
-  return exp.get<double>() <= static_cast<double>(now_s);
+// A NumericDate claim in seconds, clamped to int64 (a claim far in the
+// future stays far in the future, not negative). nullopt for non-numbers.
+std::optional<int64_t> seconds_of(const json& v) {
+  if (v.is_number_unsigned())
+    return static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), INT64_MAX));
+  if (v.is_number_integer())
+    return v.get<int64_t>();
+  if (!v.is_number_float())
+    return std::nullopt;
+  auto d = v.get<double>();
+  if (d != d)   // NaN
+    return std::nullopt;
+  if (d >= 9.2e18)
+    return INT64_MAX;
+  if (d <= -9.2e18)
+    return INT64_MIN;
+  return static_cast<int64_t>(d);   // towards zero: a fraction never extends
 }
 
 std::optional<json> decode_json_part(std::string_view part) {
@@ -59,8 +70,8 @@ failure denied(std::string why) {
 
 } // namespace
 
-result<std::string> verify_jwt(std::string_view token, std::string_view secret,
-                               int64_t now_s) {
+result<jwt_claims> verify_jwt(std::string_view token, std::string_view secret, int64_t now_s,
+                              int64_t max_ttl_s) {
   try {
     auto dot1 = token.find('.');
     auto dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
@@ -87,14 +98,24 @@ result<std::string> verify_jwt(std::string_view token, std::string_view secret,
     auto sub = claims->find("sub");
     if (sub == claims->end() || !sub->is_string())
       return denied("sub must be a string");
-    auto exp = claims->find("exp");
-    if (exp != claims->end()) {
-      if (!exp->is_number())
-        return denied("exp must be a number");
-      if (expired(*exp, now_s))
-        return denied("expired");
+    auto exp_claim = claims->find("exp");
+    if (exp_claim == claims->end())
+      return denied("exp is required");
+    auto exp = seconds_of(*exp_claim);
+    if (!exp)
+      return denied("exp must be a number");
+    if (*exp <= now_s)
+      return denied("expired");
+    if (max_ttl_s > 0 && *exp - now_s > max_ttl_s)
+      return denied("exp more than " + std::to_string(max_ttl_s) + " s ahead (--jwt-max-ttl)");
+    if (auto nbf_claim = claims->find("nbf"); nbf_claim != claims->end()) {
+      auto nbf = seconds_of(*nbf_claim);
+      if (!nbf)
+        return denied("nbf must be a number");
+      if (*nbf > now_s)
+        return denied("not valid yet (nbf)");
     }
-    return sub->get<std::string>();
+    return jwt_claims{sub->get<std::string>(), *exp};
   } catch (const std::exception&) {
     return denied("unreadable");   // bad_alloc only; nothing above throws otherwise
   }

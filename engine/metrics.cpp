@@ -74,13 +74,22 @@ void histogram::render(std::string& out, const std::string& name,
 std::string metrics::render() const {
   std::string out;
   out.reserve(4096);
-  sample(out, "imengine_connections", "Open WebSocket connections.", "gauge", connections);
+  // Not `imengine_connections`: that is the family of the _total counter.
+  sample(out, "imengine_connections_open", "Open WebSocket connections.", "gauge", connections);
   sample(out, "imengine_connections_total", "WebSocket connections accepted.", "counter",
          connections_total);
   sample(out, "imengine_frames_in_total", "Frames received from clients.", "counter",
          frames_in);
   sample(out, "imengine_bad_frames_total", "Frames answered with bad_frame.", "counter",
          bad_frames);
+  header(out, "imengine_errors_total", "Error frames sent to clients, by code.", "counter");
+  for (size_t i = 1; i < errors.size(); ++i) {
+    auto code = static_cast<errc>(i);
+    if (code == errc::bad_config)
+      continue;   // never on the wire
+    out += "imengine_errors_total{code=\"" + std::string(to_string(code)) + "\"} "
+           + std::to_string(errors[i].load(std::memory_order_relaxed)) + "\n";
+  }
   sample(out, "imengine_messages_accepted_total", "Messages committed by send/send_batch.",
          "counter", messages_accepted);
   sample(out, "imengine_duplicates_total", "Resends answered with dup:true.", "counter",

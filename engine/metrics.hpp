@@ -1,10 +1,13 @@
 #pragma once
 
-#include <memory>
+#include <array>
 #include <atomic>
+#include <memory>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "engine/error.hpp"
 
 namespace imengine {
 
@@ -40,7 +43,15 @@ struct metrics {
   std::atomic<int64_t> connections{0};          // gauge: open WebSocket connections
   std::atomic<uint64_t> connections_total{0};
   std::atomic<uint64_t> frames_in{0};
-  std::atomic<uint64_t> bad_frames{0};
+  std::atomic<uint64_t> bad_frames{0};          // answered with bad_frame, nothing else
+  // Error frames answered, by wire code (index: errc); rendered with a
+  // `code` label, one line per code.
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(errc::bad_config) + 1> errors{};
+  void count_error(errc code) noexcept {
+    auto i = static_cast<size_t>(code);
+    if (i < errors.size())
+      errors[i].fetch_add(1, std::memory_order_relaxed);
+  }
   std::atomic<uint64_t> messages_accepted{0};   // committed by a send/send_batch
   std::atomic<uint64_t> duplicates{0};          // resends answered with dup:true
   std::atomic<uint64_t> pushes{0};              // msg frames pushed (first attempt)

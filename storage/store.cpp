@@ -4,7 +4,14 @@
 #include "engine/rules.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <unordered_set>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 namespace imengine::storage {
 
@@ -39,9 +46,40 @@ page<T> scan(const txn& t, MDB_dbi db, std::string_view name, uint64_t start,
 
 } // namespace
 
+namespace {
+
+[[noreturn]] void unusable(const std::string& path, const std::string& why) {
+  throw std::runtime_error("data directory " + path + ": " + why);
+}
+
+// Held until close: flock locks go with the descriptor, also on SIGKILL.
+int lock_directory(const std::string& path) {
+  auto file = path + "/imengine.lock";
+  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    unusable(path, std::string("cannot open imengine.lock: ") + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK)
+      unusable(path, "in use by another engine (imengine.lock is held)");
+    unusable(path, std::string("cannot lock imengine.lock: ") + std::strerror(err));
+  }
+  return fd;
+}
+
+} // namespace
+
 store::store(const store_options& opts) {
-  std::filesystem::create_directories(opts.path);
-  check(mdb_env_create(&env_), "mdb_env_create");
+  std::error_code ec;
+  std::filesystem::create_directories(opts.path, ec);
+  if (ec)
+    unusable(opts.path, "cannot create it: " + ec.message());
+  lock_fd_ = lock_directory(opts.path);
+  if (int rc = mdb_env_create(&env_); rc != MDB_SUCCESS) {
+    ::close(lock_fd_);
+    check(rc, "mdb_env_create");
+  }
   try {
     check(mdb_env_set_maxdbs(env_, 16), "mdb_env_set_maxdbs");
     check(mdb_env_set_mapsize(env_, opts.map_size_mb << 20), "mdb_env_set_mapsize");
@@ -51,7 +89,8 @@ store::store(const store_options& opts) {
     unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
     if (!opts.sync)
       flags |= MDB_NOSYNC;
-    check(mdb_env_open(env_, opts.path.c_str(), flags, 0644), "mdb_env_open");
+    if (int rc = mdb_env_open(env_, opts.path.c_str(), flags, 0644); rc != MDB_SUCCESS)
+      unusable(opts.path, std::string("cannot open the store: ") + mdb_strerror(rc));
     txn t(env_, false);
     msgs_ = open_db(t, "msgs");
     convs_ = open_db(t, "convs");
@@ -66,12 +105,14 @@ store::store(const store_options& opts) {
     t.commit();
   } catch (...) {
     mdb_env_close(env_);
+    ::close(lock_fd_);
     throw;
   }
 }
 
 store::~store() {
   mdb_env_close(env_);
+  ::close(lock_fd_);
 }
 
 std::optional<conv_meta> store::conv(const txn& t, std::string_view conv) const {
@@ -189,6 +230,33 @@ std::vector<std::pair<std::string, user_conv>> store::user_convs(const txn& t,
   for (bool ok = c.seek(prefix); ok && c.key().substr(0, prefix.size()) == prefix; ok = c.next())
     if (auto uc = decode_user_conv(c.value()))
       out.emplace_back(std::string(c.key().substr(prefix.size())), *uc);
+  return out;
+}
+
+std::vector<std::string> store::sharing_with(const txn& t, std::string_view user,
+                                             const std::vector<std::string>& others) const {
+  // The user's dms and the groups it is a member of now.
+  std::unordered_set<std::string> mine;
+  for (auto& [conv, uc] : user_convs(t, user)) {
+    auto c = parse_conv(conv);
+    if (c && (c->kind == conv_kind::dm || (c->kind == conv_kind::group && role(t, conv, user))))
+      mine.insert(std::move(conv));
+  }
+  std::vector<std::string> out;
+  for (const auto& other : others) {
+    auto prefix = key_prefix(other);
+    cursor c(t, user_convs_);
+    for (bool ok = c.seek(prefix); ok && c.key().substr(0, prefix.size()) == prefix;
+         ok = c.next()) {
+      auto conv = c.key().substr(prefix.size());
+      if (!mine.count(std::string(conv)))
+        continue;
+      if (conv.rfind("dm:", 0) == 0 || role(t, conv, other)) {
+        out.push_back(other);
+        break;
+      }
+    }
+  }
   return out;
 }
 

@@ -57,7 +57,9 @@ struct conv_row {
 
 class store {
 public:
-  explicit store(const store_options& opts);   // throws lmdb_error
+  // Throws lmdb_error, or std::runtime_error naming the path when the
+  // directory cannot be used or another engine holds it.
+  explicit store(const store_options& opts);
   ~store();
   store(const store&) = delete;
   store& operator=(const store&) = delete;
@@ -98,6 +100,11 @@ public:
                           uint64_t read_seq) const {
     return index_.mentions_after(t, user, conv, read_seq);
   }
+  // Of `others`, those who share a dm or a group with `user` in this
+  // store (rooms do not count: their members are strangers to each other).
+  // Reads one key range per other user, whatever the number of groups.
+  std::vector<std::string> sharing_with(const txn& t, std::string_view user,
+                                        const std::vector<std::string>& others) const;
   // Every conversation the user has positions in, with them.
   std::vector<std::pair<std::string, user_conv>> user_convs(const txn& t,
                                                             std::string_view user) const;
@@ -151,6 +158,10 @@ private:
   void move_forward(txn& t, std::string_view user, std::string_view conv,
                     uint64_t user_conv::*field, uint64_t seq);
 
+  // An exclusive flock on <path>/imengine.lock, held while the store is
+  // open: a second engine on the same directory stops at start instead
+  // of corrupting the first one's view.
+  int lock_fd_ = -1;
   MDB_env* env_ = nullptr;
   conv_index index_;
   MDB_dbi msgs_ = 0, convs_ = 0, user_convs_ = 0, inbox_ = 0, inbox_refs_ = 0, users_ = 0,

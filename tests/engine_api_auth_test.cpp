@@ -39,24 +39,24 @@ TEST_CASE("a key file: one trailing newline stripped, unreadable or empty refuse
     std::ofstream(path, std::ios::binary) << content;
     return path;
   };
-  auto k = read_api_key_file(write("a", "secret\n"));
+  auto k = read_secret_file("--api-key-file", write("a", "secret\n"));
   REQUIRE(k);
   CHECK(*k == "secret");
-  k = read_api_key_file(write("b", "secret\r\n"));
+  k = read_secret_file("--api-key-file", write("b", "secret\r\n"));
   REQUIRE(k);
   CHECK(*k == "secret");
-  k = read_api_key_file(write("c", "secret"));
+  k = read_secret_file("--api-key-file", write("c", "secret"));
   REQUIRE(k);
   CHECK(*k == "secret");
-  k = read_api_key_file(write("d", "se cret\n\n"));   // only one newline goes
+  k = read_secret_file("--api-key-file", write("d", "se cret\n\n"));   // only one newline goes
   REQUIRE(k);
   CHECK(*k == "se cret\n");
   for (const auto& empty : {std::string{}, std::string("\n"), std::string("\r\n")}) {
-    auto e = read_api_key_file(write("e", empty));
+    auto e = read_secret_file("--api-key-file", write("e", empty));
     REQUIRE_FALSE(e);
     CHECK(e.error().code == errc::bad_config);
   }
-  auto missing = read_api_key_file(dir.str() + "/none");
+  auto missing = read_secret_file("--api-key-file", dir.str() + "/none");
   REQUIRE_FALSE(missing);
   CHECK(missing.error().code == errc::bad_config);
   CHECK(missing.error().msg.find("cannot be read") != std::string::npos);

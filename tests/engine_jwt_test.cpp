@@ -48,10 +48,10 @@ std::string token(const std::string& header, const std::string& payload,
 const std::string hs256 = R"({"alg":"HS256","typ":"JWT"})";
 
 // "<ok:sub>" or the failure message, asserting the code is unauthorized.
-std::string outcome(const std::string& tok, int64_t at = now) {
-  auto r = verify_jwt(tok, secret, at);
+std::string outcome(const std::string& tok, int64_t at = now, int64_t max_ttl = 0) {
+  auto r = verify_jwt(tok, secret, at, max_ttl);
   if (r)
-    return "<ok:" + *r + ">";
+    return "<ok:" + r->sub + ">";
   if (r.error().code != errc::unauthorized)
     return "<wrong code>";
   return r.error().msg;
@@ -67,7 +67,6 @@ bool rejected_for(const std::string& tok, const std::string& reason) {
 
 TEST_CASE("a well-formed token yields its sub") {
   CHECK(outcome(token(hs256, R"({"sub":"alice","exp":1763800060})")) == "<ok:alice>");
-  CHECK(outcome(token(hs256, R"({"sub":"alice"})")) == "<ok:alice>");   // exp optional
   CHECK(outcome(token(R"({"alg":"HS256"})", R"({"sub":"bob","exp":1.8e9})")) == "<ok:bob>");
 }
 
@@ -94,6 +93,31 @@ TEST_CASE("expiry: exp must lie after now") {
   CHECK(rejected_for(make_jwt("alice", now, secret), "expired"));
   CHECK(rejected_for(token(hs256, R"({"sub":"alice","exp":"2099"})"), "exp must be a number"));
   CHECK(rejected_for(token(hs256, R"({"sub":"alice","exp":null})"), "exp must be a number"));
+}
+
+TEST_CASE("exp is required, nbf honoured, --jwt-max-ttl caps exp") {
+  CHECK(rejected_for(token(hs256, R"({"sub":"alice"})"), "exp is required"));
+  auto r = verify_jwt(token(hs256, R"({"sub":"alice","exp":1763800060})"), secret, now);
+  REQUIRE(r);
+  CHECK(r->exp_s == 1763800060);
+  // nbf: valid from that second on
+  CHECK(rejected_for(token(hs256, R"({"sub":"alice","exp":1763800060,"nbf":1763800001})"),
+                     "not valid yet"));
+  CHECK(outcome(token(hs256, R"({"sub":"alice","exp":1763800060,"nbf":1763800000})"))
+        == "<ok:alice>");
+  CHECK(outcome(token(hs256, R"({"sub":"alice","exp":1763800060,"nbf":1})")) == "<ok:alice>");
+  CHECK(rejected_for(token(hs256, R"({"sub":"alice","exp":1763800060,"nbf":"now"})"),
+                     "nbf must be a number"));
+  // max ttl: exp at most that far ahead; 0 is no cap
+  auto in_hour = token(hs256, R"({"sub":"alice","exp":1763803600})");
+  CHECK(outcome(in_hour, now, 3600) == "<ok:alice>");
+  CHECK(outcome(in_hour, now, 3599).find("--jwt-max-ttl") != std::string::npos);
+  auto forever = token(hs256, R"({"sub":"alice","exp":18446744073709551615})");
+  CHECK(outcome(forever, now, 0) == "<ok:alice>");
+  CHECK(outcome(forever, now, 86400).find("--jwt-max-ttl") != std::string::npos);
+  CHECK(outcome(token(hs256, R"({"sub":"alice","exp":1e300})"), now, 86400)
+            .find("--jwt-max-ttl")
+        != std::string::npos);
 }
 
 TEST_CASE("tampering breaks the signature") {
@@ -136,7 +160,7 @@ TEST_CASE("sub must be a string") {
 }
 
 TEST_CASE("structural garbage is rejected, never thrown") {
-  auto good = token(hs256, R"({"sub":"alice"})");
+  auto good = token(hs256, R"({"sub":"alice","exp":1763800060})");
   CHECK(rejected_for("", "not three parts"));
   CHECK(rejected_for("abc", "not three parts"));
   CHECK(rejected_for("a.b", "not three parts"));

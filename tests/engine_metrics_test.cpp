@@ -97,11 +97,14 @@ TEST_CASE("metrics::render exposes every metric with HELP and TYPE") {
   m.commit_errors = 0;
   m.commit_batch_size.observe(3);
   m.commit_seconds.observe(0.002);
+  m.count_error(errc::rate_limited);
+  m.count_error(errc::rate_limited);
+  m.count_error(errc::storage);
   auto text = m.render();
   CAPTURE(text);
 
   struct expect { const char* name; const char* type; const char* value; };
-  for (auto e : {expect{"imengine_connections", "gauge", "3"},
+  for (auto e : {expect{"imengine_connections_open", "gauge", "3"},
                  expect{"imengine_connections_total", "counter", "10"},
                  expect{"imengine_frames_in_total", "counter", "100"},
                  expect{"imengine_bad_frames_total", "counter", "2"},
@@ -117,6 +120,11 @@ TEST_CASE("metrics::render exposes every metric with HELP and TYPE") {
     CHECK(text.find(std::string("# HELP ") + e.name + " ") != std::string::npos);
     CHECK(has_line(text, std::string(e.name) + " " + e.value));
   }
+  CHECK(has_line(text, "# TYPE imengine_errors_total counter"));
+  CHECK(has_line(text, "imengine_errors_total{code=\"rate_limited\"} 2"));
+  CHECK(has_line(text, "imengine_errors_total{code=\"storage\"} 1"));
+  CHECK(has_line(text, "imengine_errors_total{code=\"internal\"} 0"));
+  CHECK(text.find("bad_config") == std::string::npos);
   CHECK(has_line(text, "# TYPE imengine_commit_batch_size histogram"));
   CHECK(has_line(text, "imengine_commit_batch_size_bucket{le=\"2\"} 0"));
   CHECK(has_line(text, "imengine_commit_batch_size_bucket{le=\"4\"} 1"));
@@ -137,5 +145,5 @@ TEST_CASE("metrics::render exposes every metric with HELP and TYPE") {
 TEST_CASE("a negative gauge renders with its sign") {
   metrics m;
   m.connections = -1;   // a decrement racing ahead of its increment
-  CHECK(has_line(m.render(), "imengine_connections -1"));
+  CHECK(has_line(m.render(), "imengine_connections_open -1"));
 }

@@ -418,7 +418,8 @@ TEST_CASE("disconnect closes every device of the user with 4004, and no one else
 
 TEST_CASE("tokens: issued with --auth=jwt and accepted by auth; refused without it") {
   temp_dir dir;
-  engine_process engine(dir.str(), with_api({"--auth=jwt", "--jwt-secret=s3cret"}));
+  engine_process engine(dir.str(),
+                        with_api({"--auth=jwt", "--jwt-secret=s3cret", "--jwt-max-ttl=900"}));
   auto r = post(engine, "/api/v1/tokens", {{"sub", "alice"}, {"ttl_s", 600}});
   REQUIRE(r.status == 200);
   auto token = r.json()["token"].get<std::string>();
@@ -432,6 +433,9 @@ TEST_CASE("tokens: issued with --auth=jwt and accepted by auth; refused without 
   CHECK(error_of(post(engine, "/api/v1/tokens", {{"sub", "alice"}, {"ttl_s", 0}}), 400)
         == "bad_frame");
   CHECK(error_of(post(engine, "/api/v1/tokens", {{"ttl_s", 10}}), 400) == "bad_frame");
+  // a token auth would refuse is not issued
+  CHECK(error_of(post(engine, "/api/v1/tokens", {{"sub", "alice"}, {"ttl_s", 901}}), 400)
+        == "bad_frame");
 
   temp_dir dir2;
   engine_process open(dir2.str(), with_api());

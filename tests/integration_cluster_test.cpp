@@ -865,7 +865,12 @@ TEST_CASE("presence across nodes: offline, online when he logs in elsewhere, off
   auto bob_name = owned_by("n1", "bob");   // owned by n1, logs in on n2, watched from n3
   cluster_fixture cl(3);
   REQUIRE(cl.wait_cluster_up());
-  auto carol = login(cl, 3, owned_by("n2", "carol"), "phone");
+  auto carol_name = owned_by("n2", "carol");
+  auto carol = login(cl, 3, carol_name, "phone");
+  // a contact: they share a dm (stored on whichever node owns it)
+  auto dm = carol_name < bob_name ? "dm:" + carol_name + ":" + bob_name
+                                  : "dm:" + bob_name + ":" + carol_name;
+  REQUIRE(carol->request(send_frame(dm, "c1", "hi"))["seq"] == 1);
   carol->send({{"t", "presence_sub"}, {"users", {bob_name}}});
   CHECK(carol->wait_for(is_type("presence"))
         == json{{"t", "presence"}, {"user", bob_name}, {"online", false}});

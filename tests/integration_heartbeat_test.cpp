@@ -12,11 +12,11 @@ TEST_CASE("a live client is pinged and kept; a silent one is dropped, its messag
   engine_process engine(dir.str(), {"--heartbeat-ms=200"});
   auto alice = engine.login("alice", "phone");
   auto bob = engine.login("bob", "phone");
-  REQUIRE(wait_metric(engine.port(), "imengine_connections 2", 5000ms));
+  REQUIRE(wait_metric(engine.port(), "imengine_connections_open 2", 5000ms));
   bob->freeze();   // stops reading: no pongs, no acks
   REQUIRE(alice->request(send_frame("dm:alice:bob", "m1", "are you there?"))["t"] == "ack");
   // bob is dropped within a few periods, alice lives on
-  CHECK(wait_metric(engine.port(), "imengine_connections 1\n", 5000ms));
+  CHECK(wait_metric(engine.port(), "imengine_connections_open 1\n", 5000ms));
   auto until = std::chrono::steady_clock::now() + 5s;
   while (alice->pings_received() < 3 && std::chrono::steady_clock::now() < until)
     alice->next(100ms);

@@ -297,14 +297,14 @@ TEST_CASE("offline_push writes one line per recipient with no device online") {
   engine_process engine(dir.str(), {plugins_flag({OFFLINE_PUSH_PLUGIN}),
                                     config_file(dir, {{"offline_push", {{"file", file}}}})});
   auto alice = engine.login("alice", "phone");
-  alice->send(json{{"t", "presence_sub"}, {"users", {"bob"}}});
   auto presence = [](bool online) {
     return [online](const json& f) {
       return f.value("t", "") == "presence" && f["user"] == "bob" && f["online"] == online;
     };
   };
-  alice->wait_for(presence(false));
   REQUIRE(alice->request(send_frame("dm:alice:bob", "c1", "are you there"))["t"] == "ack");
+  alice->send(json{{"t", "presence_sub"}, {"users", {"bob"}}});   // a contact now
+  alice->wait_for(presence(false));
   auto lines = wait_lines(file, 1);
   REQUIRE(lines.size() == 1);
   CHECK(json::parse(lines[0])

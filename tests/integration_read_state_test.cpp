@@ -95,15 +95,45 @@ TEST_CASE("presence: the current state at once, then online/offline changes") {
   temp_dir dir;
   engine_process engine(dir.str());
   auto carol = engine.login("carol", "phone");
+  // Presence is for users sharing a conversation: a dm makes bob one.
+  REQUIRE(carol->request(send_frame("dm:bob:carol", "c1", "hi"))["seq"] == 1);
   carol->send({{"t", "presence_sub"}, {"users", {"bob"}}});
   CHECK(carol->wait_for(is_type("presence")) == json{{"t", "presence"}, {"user", "bob"}, {"online", false}});
   auto bob_phone = engine.login("bob", "phone");
   CHECK(carol->wait_for(is_type("presence"))["online"] == true);
   auto bob_web = engine.login("bob", "web");
   bob_phone->close();   // one device left: still online
-  REQUIRE(wait_metric(engine.port(), "imengine_connections 2\n"));
+  REQUIRE(wait_metric(engine.port(), "imengine_connections_open 2\n"));
   carol->send({{"t", "presence_sub"}, {"users", {"bob"}}});
   CHECK(carol->wait_for(is_type("presence"))["online"] == true);   // no offline in between
   bob_web->close();
   CHECK(carol->wait_for(is_type("presence")) == json{{"t", "presence"}, {"user", "bob"}, {"online", false}});
+}
+
+TEST_CASE("presence: strangers are offline to a subscriber, and stay unwatched") {
+  temp_dir dir;
+  engine_process engine(dir.str(), {"--max-watch=3"});
+  auto eve = engine.login("eve", "phone");
+  auto bob = engine.login("bob", "phone");
+  auto dan = engine.login("dan", "phone");
+  REQUIRE(dan->request(send_frame("dm:bob:dan", "d1", "hi"))["seq"] == 1);
+  // bob is online but shares nothing with eve: she learns "offline", and
+  // no change later; a group with her makes dan a contact.
+  eve->send({{"t", "presence_sub"}, {"users", {"bob"}}});
+  CHECK(eve->wait_for(is_type("presence")) == json{{"t", "presence"}, {"user", "bob"}, {"online", false}});
+  REQUIRE(eve->request({{"t", "group_create"}, {"conv", "g:pals"}, {"members", {"dan"}}})["t"] == "ok");
+  eve->send({{"t", "presence_sub"}, {"users", {"dan"}}});
+  CHECK(eve->wait_for(is_type("presence")) == json{{"t", "presence"}, {"user", "dan"}, {"online", true}});
+  bob->close();
+  dan->close();
+  // the next presence frame is dan's offline: none came for bob
+  CHECK(eve->wait_for(is_type("presence")) == json{{"t", "presence"}, {"user", "dan"}, {"online", false}});
+  // --max-watch=3: one watched (dan), three more are too many
+  auto over = eve->request({{"t", "presence_sub"}, {"users", {"x1", "x2", "x3"}}});
+  CHECK(over["code"] == "rate_limited");
+  // a frame over the documented cap is malformed
+  json many = json::array();
+  for (int i = 0; i < 1001; ++i)
+    many.push_back("u" + std::to_string(i));
+  CHECK(eve->request({{"t", "presence_sub"}, {"users", many}})["code"] == "bad_frame");
 }

@@ -198,17 +198,17 @@ TEST_CASE("a room reader whose queue stays over the hard limit is closed; the ro
   auto bob = engine.login("bob", "phone");
   REQUIRE(alice->request(conv_frame("join", "r:firehose"))["t"] == "ok");
   REQUIRE(bob->request(conv_frame("join", "r:firehose"))["t"] == "ok");
-  REQUIRE(wait_metric(engine.port(), "imengine_connections 2\n"));
+  REQUIRE(wait_metric(engine.port(), "imengine_connections_open 2\n"));
   bob->freeze();
   // prio 1 is never held back: enough of it overflows any queue
   const std::string body(1000, 'p');
-  for (int i = 0; i < 400 && !wait_metric(engine.port(), "imengine_connections 1\n", 0ms); ++i) {
+  for (int i = 0; i < 400 && !wait_metric(engine.port(), "imengine_connections_open 1\n", 0ms); ++i) {
     json batch{{"t", "send_batch"}, {"conv", "r:firehose"}, {"msgs", json::array()}};
     for (int j = 0; j < 50; ++j)
       batch["msgs"].push_back({{"cmid", std::to_string(i) + "-" + std::to_string(j)}, {"body", body}, {"prio", 1}});
     REQUIRE(alice->request(batch, 10000ms)["t"] == "ack_batch");
   }
-  CHECK(wait_metric(engine.port(), "imengine_connections 1\n", 10000ms));   // bob is gone
+  CHECK(wait_metric(engine.port(), "imengine_connections_open 1\n", 10000ms));   // bob is gone
   CHECK(alice->request({{"t", "ping"}})["t"] == "pong");
   auto h = alice->request({{"t", "history"}, {"conv", "r:firehose"}, {"before", UINT64_MAX >> 1}, {"limit", 1}});
   CHECK(h["msgs"][0]["prio"] == 1);

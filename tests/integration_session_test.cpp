@@ -23,8 +23,12 @@ TEST_CASE("auth returns the inbox head and node; frames before auth are refused"
   CHECK(ok["device"] == "phone");
   CHECK(ok["iseq"] == 0);
   CHECK(ok["node"] == "n7");
+  // Re-auth of the same user and device (a fresh token) is answered
+  // auth_ok; another identity on an open session is not.
   auto again = c->request({{"t", "auth"}, {"user", "alice"}, {"device", "phone"}});
-  CHECK(again["code"] == "bad_frame");
+  CHECK(again["t"] == "auth_ok");
+  auto other = c->request({{"t", "auth"}, {"user", "bob"}, {"device", "phone"}});
+  CHECK(other["code"] == "bad_frame");
   auto pong = c->request({{"t", "ping"}});
   CHECK(pong["t"] == "pong");
 }
@@ -86,6 +90,37 @@ TEST_CASE("jwt auth: a valid token for the user is accepted, anything else refus
   CHECK(try_auth(imengine::make_jwt("alice", far - 7200, "s3cret"))["code"] == "unauthorized");
 }
 
+TEST_CASE("jwt: --jwt-max-ttl caps exp; a session closes with 4005 when its token expires") {
+  temp_dir dir;
+  engine_process engine(dir.str(), {"--auth=jwt", "--jwt-secret=s3cret", "--jwt-max-ttl=600"});
+  auto now = imengine::now_ms() / 1000;
+  auto auth = [&](imengine::net::ws_client& c, int64_t exp) {
+    return c.request({{"t", "auth"}, {"user", "alice"}, {"device", "d"},
+                      {"token", imengine::make_jwt("alice", exp, "s3cret")}});
+  };
+  auto c = engine.connect();
+  auto refused = auth(*c, now + 3600);
+  CHECK(refused["code"] == "unauthorized");
+  CHECK(refused["msg"].get<std::string>().find("--jwt-max-ttl") != std::string::npos);
+  // Two sessions whose tokens expire in 2 s: one re-auths with a fresh
+  // token on the same connection (auth_ok), and outlives the other.
+  auto renewed = engine.connect();
+  auto expiring = engine.connect();
+  REQUIRE(auth(*renewed, now + 2)["t"] == "auth_ok");
+  REQUIRE(expiring->request({{"t", "auth"}, {"user", "alice"}, {"device", "e"},
+                             {"token", imengine::make_jwt("alice", now + 2, "s3cret")}})["t"]
+          == "auth_ok");
+  REQUIRE(auth(*renewed, now + 300)["t"] == "auth_ok");
+  REQUIRE(expiring->wait_closed(10000ms));
+  CHECK(expiring->close_code() == 4005);
+  CHECK(renewed->request({{"t", "ping"}})["t"] == "pong");
+  // a re-auth with a token for someone else is refused, the session kept
+  auto other = renewed->request({{"t", "auth"}, {"user", "bob"}, {"device", "d"},
+                                 {"token", imengine::make_jwt("bob", now + 300, "s3cret")}});
+  CHECK(other["code"] == "bad_frame");
+  CHECK(renewed->request({{"t", "ping"}})["t"] == "pong");
+}
+
 TEST_CASE("msgpack: replies follow the frame's encoding, pushes the auth's") {
   temp_dir dir;
   engine_process engine(dir.str());
@@ -117,7 +152,7 @@ TEST_CASE("healthz and metrics over plain HTTP on the same port") {
   auto [mstatus, metrics] = http_get(engine.port(), "/metrics");
   CHECK(mstatus == 200);
   CHECK(metrics.find("imengine_messages_accepted_total 1") != std::string::npos);
-  CHECK(metrics.find("imengine_connections 1") != std::string::npos);
+  CHECK(metrics.find("imengine_connections_open 1") != std::string::npos);
   CHECK(metrics.find("imengine_commit_batch_size_count") != std::string::npos);
   CHECK(metrics.find("imengine_commit_seconds_bucket") != std::string::npos);
 }
@@ -148,4 +183,52 @@ TEST_CASE("flags are read from a config file too") {
   CHECK(ok["node"] == "n42");
   c->send_text(R"({"t":"send","conv":"dm:alice:bob","cmid":"x","body":")" + std::string(1200, 'x') + "\"}");
   CHECK(c->wait_for(is_type("error"))["code"] == "too_large");
+}
+
+TEST_CASE("--rate-msgs: over the bucket a send is rate_limited, nothing stored, session kept") {
+  temp_dir dir;
+  engine_process engine(dir.str(), {"--rate-msgs=1", "--rate-burst=3"});
+  auto alice = engine.login("alice", "phone");
+  // 30 pipelined sends: at most the burst plus one per second pass; the
+  // refusals do not count as bad frames (20 in a row would close 1008).
+  const int n = 30;
+  for (int i = 0; i < n; ++i) {
+    auto f = send_frame("dm:alice:bob", "c" + std::to_string(i), "m");
+    f["req"] = i + 1;
+    alice->send(f);
+  }
+  int acked = 0, limited = 0;
+  for (int i = 0; i < n; ++i) {
+    auto r = alice->wait_for([](const json& f) { return f.contains("req"); });
+    if (r["t"] == "ack")
+      ++acked;
+    else if (r["code"] == "rate_limited")
+      ++limited;
+  }
+  CHECK(acked + limited == n);
+  CHECK(acked >= 3);
+  CHECK(limited > 0);
+  CHECK(whole_history(*alice, "dm:alice:bob").size() == static_cast<size_t>(acked));
+  CHECK(alice->request({{"t", "ping"}})["t"] == "pong");
+  // a batch larger than the burst never fits
+  json batch = {{"t", "send_batch"}, {"conv", "dm:alice:bob"}, {"msgs", json::array()}};
+  for (int i = 0; i < 4; ++i)
+    batch["msgs"].push_back({{"cmid", "b" + std::to_string(i)}, {"body", "x"}});
+  CHECK(alice->request(batch)["code"] == "rate_limited");
+  CHECK(wait_metric(engine.port(), "imengine_errors_total{code=\"rate_limited\"} "
+                                     + std::to_string(limited + 1) + "\n"));
+}
+
+TEST_CASE("--max-user-conns: a new device beyond the cap is refused, a known one replaces") {
+  temp_dir dir;
+  engine_process engine(dir.str(), {"--max-user-conns=2"});
+  auto a = engine.login("alice", "a");
+  auto b = engine.login("alice", "b");
+  auto c = engine.connect();
+  auto refused = c->request({{"t", "auth"}, {"user", "alice"}, {"device", "c"}});
+  CHECK(refused["code"] == "rate_limited");
+  auto again = engine.login("alice", "a");   // replaces a (4001)
+  REQUIRE(a->wait_closed(5000ms));
+  CHECK(a->close_code() == 4001);
+  CHECK(engine.login("bob", "a")->request({{"t", "ping"}})["t"] == "pong");
 }

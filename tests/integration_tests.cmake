@@ -6,7 +6,7 @@ target_include_directories(imengine_test_support PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(imengine_test_support PUBLIC imengine_net nlohmann_json::nlohmann_json)
 target_compile_definitions(imengine_test_support PRIVATE IMENGINE_BINARY="$<TARGET_FILE:imengine>")
 
-foreach(name session dm bad_input heartbeat crash read_state groups rooms supervision api convs
+foreach(name session dm bad_input heartbeat crash read_state groups rooms supervision api convs ops
     amend mentions)
   imengine_test(integration_${name}_test
     SOURCES integration_${name}_test.cpp

@@ -114,6 +114,7 @@ test('read receipts, typing and presence reach the peer', async () => {
   const b = client(bob);
   await a.connect();
   const presence = collect(a, 'presence');
+  await a.send(conv, 'hello');   // presence is for contacts: they share the dm now
   a.presenceSub([bob]);
   await waitFor(() => presence.some(p => p.user === bob && p.online === false), { what: 'bob offline' });
   await b.connect();

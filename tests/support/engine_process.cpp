@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -223,6 +224,20 @@ std::vector<json> whole_convs(net::ws_client& c, uint32_t limit) {
 
 json send_frame(const std::string& conv, const std::string& cmid, const std::string& body) {
   return json{{"t", "send"}, {"conv", conv}, {"cmid", cmid}, {"type", "text"}, {"body", body}};
+}
+
+command_result run_engine_command(const std::string& args, int timeout_s) {
+  auto cmd = "timeout " + std::to_string(timeout_s) + " " + IMENGINE_BINARY + " " + args + " 2>&1";
+  command_result r;
+  FILE* out = ::popen(cmd.c_str(), "r");
+  if (!out)
+    throw std::runtime_error("popen failed");
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, out)) > 0;)
+    r.output.append(buf, n);
+  int status = ::pclose(out);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
 } // namespace imengine::testing

@@ -85,6 +85,15 @@ std::vector<json> whole_convs(net::ws_client& c, uint32_t limit = 50);
 std::vector<json> inbox_of_at_least(net::ws_client& c, size_t n,
                                     std::chrono::milliseconds limit = std::chrono::seconds(10));
 
+// The engine binary run to completion with `args` (a shell word list),
+// bounded by coreutils' timeout: its exit code (124 on timeout) and what
+// it wrote to stdout and stderr, together.
+struct command_result {
+  int exit_code = -1;
+  std::string output;
+};
+command_result run_engine_command(const std::string& args, int timeout_s = 20);
+
 // A send frame.
 json send_frame(const std::string& conv, const std::string& cmid, const std::string& body);
 

@@ -1,0 +1,142 @@
+// Operating the binary: --version and --help, flags refused with exit 2
+// naming them, the insecure-start checks, the data directory lock, the
+// token and backup subcommands, and the secret file flags.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+#include "tests/support/engine_process.hpp"
+
+using namespace imengine::testing;
+
+namespace {
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+} // namespace
+
+TEST_CASE("--version and --help: the engine's flags first") {
+  auto v = run_engine_command("--version");
+  CHECK(v.exit_code == 0);
+  CHECK(v.output.rfind("imengine ", 0) == 0);
+  auto h = run_engine_command("--help");
+  CAPTURE(h.output);
+  CHECK(h.exit_code == 0);
+  auto host = h.output.find("--host=");
+  auto caf = h.output.find("CAF's options");
+  REQUIRE(host != std::string::npos);
+  REQUIRE(caf != std::string::npos);
+  CHECK(host < caf);
+  for (auto flag : {"--rate-msgs=", "--jwt-max-ttl=", "--jwt-secret-file=", "--log-level=",
+                    "--insecure=", "backup --data=DIR --to=PATH", "token --sub=USER"})
+    CHECK(contains(h.output, flag));
+}
+
+TEST_CASE("unknown flags and stray words exit 2 naming them") {
+  temp_dir dir;
+  auto data = " --port=0 --data=" + dir.str();
+  auto unknown = run_engine_command("--bogus=1" + data);
+  CHECK(unknown.exit_code == 2);
+  CHECK(contains(unknown.output, "'--bogus=1'"));
+  // CAF stops at a stray word and drops the flags after it: refused.
+  auto stray = run_engine_command("start" + data);
+  CHECK(stray.exit_code == 2);
+  CHECK(contains(stray.output, "'start'"));
+  auto bad_value = run_engine_command("--port=abc --data=" + dir.str());
+  CHECK(bad_value.exit_code == 2);
+  CHECK(contains(bad_value.output, "--port=abc"));
+  auto level = run_engine_command("--log-level=loud" + data);
+  CHECK(level.exit_code == 2);
+  CHECK(contains(level.output, "--log-level"));
+}
+
+TEST_CASE("--auth=none off loopback needs --insecure; --auth=jwt needs a secret") {
+  temp_dir dir;
+  auto data = " --port=0 --data=" + dir.str();
+  auto open = run_engine_command("--host=0.0.0.0" + data);
+  CHECK(open.exit_code == 2);
+  CHECK(contains(open.output, "--insecure"));
+  // With --insecure the check passes; the bad --node stops it before it
+  // binds (tests listen on loopback only).
+  auto insecure = run_engine_command("--host=0.0.0.0 --insecure --node=bad/name" + data);
+  CHECK(insecure.exit_code == 2);
+  CHECK(contains(insecure.output, "--node"));
+  auto jwt = run_engine_command("--host=0.0.0.0 --auth=jwt" + data);
+  CHECK(jwt.exit_code == 2);
+  CHECK(contains(jwt.output, "--jwt-secret"));
+  auto both = run_engine_command("--auth=jwt --jwt-secret=a --jwt-secret-file=/nonexistent" + data);
+  CHECK(both.exit_code == 2);
+  CHECK(contains(both.output, "not both"));
+  auto missing = run_engine_command("--auth=jwt --jwt-secret-file=" + dir.str() + "/none" + data);
+  CHECK(missing.exit_code == 2);
+  CHECK(contains(missing.output, dir.str() + "/none"));
+}
+
+TEST_CASE("a second engine on a data directory in use stops at start, naming it") {
+  temp_dir dir;
+  engine_process first(dir.str());
+  auto alice = first.login("alice", "phone");
+  REQUIRE(alice->request(send_frame("dm:alice:bob", "c1", "kept"))["seq"] == 1);
+  auto second = run_engine_command("--port=0 --data=" + dir.str());
+  CHECK(second.exit_code == 1);
+  CHECK(contains(second.output, dir.str()));
+  CHECK(contains(second.output, "in use by another engine"));
+  // the first one is undisturbed
+  CHECK(alice->request(send_frame("dm:alice:bob", "c2", "still"))["seq"] == 2);
+  // a directory that cannot be created is named too
+  std::ofstream(dir.str() + "/file") << "x";
+  auto unusable = run_engine_command("--port=0 --data=" + dir.str() + "/file/sub");
+  CHECK(unusable.exit_code == 1);
+  CHECK(contains(unusable.output, dir.str() + "/file/sub"));
+}
+
+TEST_CASE("imengine token logs a client in to an engine with --jwt-secret-file") {
+  temp_dir dir;
+  auto secret = dir.str() + "/secret";
+  std::ofstream(secret) << "0123456789abcdef\n";
+  auto t = run_engine_command("token --sub=alice --ttl=600 --jwt-secret-file=" + secret);
+  REQUIRE(t.exit_code == 0);
+  auto token = t.output.substr(0, t.output.find('\n'));
+  engine_process engine(dir.str() + "/data", {"--auth=jwt", "--jwt-secret-file=" + secret});
+  auto c = engine.connect();
+  auto ok = c->request({{"t", "auth"}, {"user", "alice"}, {"device", "d"}, {"token", token}});
+  CHECK(ok["t"] == "auth_ok");
+  auto other = engine.connect();
+  auto refused = other->request({{"t", "auth"}, {"user", "bob"}, {"device", "d"}, {"token", token}});
+  CHECK(refused["code"] == "unauthorized");
+  CHECK(run_engine_command("token --sub=alice").exit_code == 2);   // no secret
+  CHECK(run_engine_command("token --sub=alice --ttl=-1 --jwt-secret=s").exit_code == 2);
+  CHECK(run_engine_command("token --sub=alice --jwt-secret=s --what=1").exit_code == 2);
+  CHECK(run_engine_command("token --sub=alice --jwt-secret=s stray").exit_code == 2);
+}
+
+TEST_CASE("imengine backup copies a running node's data; a node starts on the copy") {
+  temp_dir dir;
+  auto data = dir.str() + "/live";
+  auto copy = dir.str() + "/copy";
+  engine_process engine(data);
+  auto alice = engine.login("alice", "phone");
+  for (int i = 1; i <= 20; ++i)
+    REQUIRE(alice->request(send_frame("dm:alice:bob", "c" + std::to_string(i),
+                                      "m" + std::to_string(i)))["seq"] == i);
+  auto b = run_engine_command("backup --data=" + data + " --to=" + copy);
+  CAPTURE(b.output);
+  REQUIRE(b.exit_code == 0);
+  // the engine keeps serving; the copy is refused as a target now
+  CHECK(alice->request(send_frame("dm:alice:bob", "c21", "after"))["seq"] == 21);
+  CHECK(run_engine_command("backup --data=" + data + " --to=" + copy).exit_code == 1);
+  CHECK(run_engine_command("backup --data=" + dir.str() + "/none --to=" + dir.str() + "/x")
+          .exit_code
+        == 1);
+  CHECK(run_engine_command("backup --data=" + data).exit_code == 2);   // no --to
+  engine_process restored(copy);
+  auto bob = restored.login("bob", "phone");
+  auto h = whole_history(*bob, "dm:alice:bob");
+  REQUIRE(h.size() == 20);
+  for (int i = 0; i < 20; ++i)
+    CHECK(h[i]["body"] == "m" + std::to_string(i + 1));
+  CHECK(inbox_of_at_least(*bob, 20).size() == 20);
+}
