@@ -55,6 +55,15 @@ Handle directory::find_or_spawn(std::unordered_map<std::string, Handle>& map,
   return h;
 }
 
+bool directory::retire_user(const std::string& id, const caf::actor_addr& addr) {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  auto i = users_.find(id);
+  if (i == users_.end() || i->second.address() != addr)
+    return false;
+  users_.erase(i);
+  return true;
+}
+
 template <class Handle>
 void directory::remember_in(std::unordered_map<std::string, Handle>& map, const std::string& key,
                             const Handle& h) {

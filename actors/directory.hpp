@@ -46,6 +46,10 @@ public:
   // remembered remote one, or an invalid handle.
   user_actor user(const std::string& id);
   conversation_actor conversation(const conv_id& id);
+  // An idle local user actor asks to stop: true (and forgotten, so that
+  // the next lookup spawns a fresh one from LMDB) if `addr` is still the
+  // actor of `id`. Under the lock: no lookup hands it out afterwards.
+  bool retire_user(const std::string& id, const caf::actor_addr& addr);
   // Remembers a remote handle until its proxy dies.
   void remember(const std::string& id, const user_actor& h);
   void remember(const std::string& conv, const conversation_actor& h);

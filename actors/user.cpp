@@ -166,6 +166,22 @@ inbox_page inbox_after(self_ptr self, uint64_t after, uint32_t limit) {
   return {std::move(page.items), page.more};
 }
 
+std::chrono::seconds idle_period(const node_context* ctx) {
+  return std::chrono::seconds(ctx->cfg.actor_idle_s > 0 ? ctx->cfg.actor_idle_s : 86400);
+}
+
+void stop_if_idle(self_ptr self) {
+  auto& st = self->state;
+  if (st.ctx->cfg.actor_idle_s == 0 || !st.devices.empty() || !st.watchers.empty()
+      || st.assigned != st.head)
+    return;
+  if (!st.ctx->dir->retire_user(st.user, self->address()))
+    return;
+  persist_acks(self);   // handed to the writer, which outlives us
+  st.ctx->metrics->idle_stops++;
+  self->quit();
+}
+
 } // namespace
 
 user_actor::behavior_type user_fun(self_ptr self, const node_context* ctx, std::string user) {
@@ -173,6 +189,8 @@ user_actor::behavior_type user_fun(self_ptr self, const node_context* ctx, std::
   st.ctx = ctx;
   st.user = std::move(user);
   log_stray_errors(self);
+  ctx->metrics->user_actors++;
+  self->attach_functor([stats = ctx->metrics] { stats->user_actors--; });
   load_head(self);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
@@ -259,6 +277,11 @@ user_actor::behavior_type user_fun(self_ptr self, const node_context* ctx, std::
         tell(self, self->state.ctx, kv.second, kick_atom::value, code);
       return static_cast<uint32_t>(self->state.devices.size());
     },
+    // No message for --actor-idle-s: stop if nothing lives only here (no
+    // device, no watcher, no copy being committed); the next use spawns
+    // a fresh actor that reads its state back from LMDB. Fires again
+    // after each quiet period while the actor stays.
+    caf::after(idle_period(ctx)) >> [=] { stop_if_idle(self); },
   };
 }
 

@@ -23,6 +23,7 @@ struct engine_config {
   uint32_t rate_burst = 0;        // token bucket depth; 0: rate_msgs
   uint32_t max_user_conns = 64;   // open connections of one user on this node
   uint32_t max_watch = 1000;      // users one connection may watch for presence
+  uint32_t actor_idle_s = 30;     // an idle user actor stops after this; 0: never
   std::string sync = "full";      // full | none
   uint32_t large_group = 500;
   uint32_t retransmit_ms = 3000;

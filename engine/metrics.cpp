@@ -100,6 +100,9 @@ std::string metrics::render() const {
          "counter", retransmits);
   sample(out, "imengine_inbox_appends_total", "Messages appended to user inboxes.",
          "counter", inbox_appends);
+  sample(out, "imengine_user_actors", "Live user actors on this node.", "gauge", user_actors);
+  sample(out, "imengine_idle_stops_total", "User actors stopped because idle.", "counter",
+         idle_stops);
   sample(out, "imengine_commits_total", "Storage write transactions committed.", "counter",
          commits);
   sample(out, "imengine_commit_errors_total", "Storage write transactions that failed.",

@@ -57,6 +57,8 @@ struct metrics {
   std::atomic<uint64_t> pushes{0};              // msg frames pushed (first attempt)
   std::atomic<uint64_t> retransmits{0};
   std::atomic<uint64_t> inbox_appends{0};
+  std::atomic<uint64_t> idle_stops{0};          // user actors stopped because idle
+  std::atomic<int64_t> user_actors{0};          // gauge: live local user actors
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> commit_errors{0};
   histogram commit_batch_size{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}};

@@ -118,3 +118,41 @@ TEST_CASE("a crashed connection actor closes its socket with 1011; other session
   REQUIRE(bob->request(send_frame("dm:alice:bob", "b1", "still here"))["t"] == "ack");
   CHECK(laptop->wait_for(is_push(1), 10000ms)["body"] == "still here");
 }
+
+TEST_CASE("idle user actors stop (--actor-idle-s) and come back from LMDB on next use") {
+  temp_dir dir;
+  engine_process engine(dir.str(), {"--actor-idle-s=1"});
+  {
+    auto alice = engine.login("alice", "phone");
+    for (int i = 1; i <= 3; ++i)
+      REQUIRE(alice->request(send_frame("dm:alice:bob", "c" + std::to_string(i),
+                                        "m" + std::to_string(i)))["seq"] == i);
+    // 40 users come and go; so does alice
+    for (int u = 0; u < 40; ++u)
+      engine.login("visitor" + std::to_string(u), "d")->close();
+    alice->close();
+  }
+  // every user actor stops once idle: alice's, bob's (inbox copies only),
+  // the visitors'
+  REQUIRE(wait_metric(engine.port(), "imengine_user_actors 0\n", 15000ms));
+  CHECK(wait_metric(engine.port(), "imengine_idle_stops_total 42\n", 0ms));
+  // bob's inbox is whole, and the next copies continue its iseq gaplessly
+  auto bob = engine.login("bob", "phone");
+  auto alice = engine.login("alice", "phone");
+  REQUIRE(alice->request(send_frame("dm:alice:bob", "c4", "m4"))["seq"] == 4);
+  auto inbox = inbox_of_at_least(*bob, 4);
+  REQUIRE(inbox.size() == 4);
+  for (size_t i = 0; i < inbox.size(); ++i) {
+    CHECK(inbox[i]["iseq"] == i + 1);
+    CHECK(inbox[i]["body"] == "m" + std::to_string(i + 1));
+  }
+  CHECK(bob->wait_for(is_push(4), 10000ms)["body"] == "m4");
+  // an actor with a device online stays: carol's actor stops after a
+  // quiet period of hers, bob's and alice's do not, and bob still gets
+  // pushes on the same connection
+  engine.login("carol", "d")->close();
+  REQUIRE(wait_metric(engine.port(), "imengine_idle_stops_total 43\n", 15000ms));
+  CHECK(wait_metric(engine.port(), "imengine_user_actors 2\n"));
+  REQUIRE(alice->request(send_frame("dm:alice:bob", "c5", "m5"))["seq"] == 5);
+  CHECK(bob->wait_for(is_push(5), 10000ms)["body"] == "m5");
+}

@@ -156,12 +156,13 @@ std::pair<int, std::string> http_get(uint16_t port, const std::string& target) {
 
 bool wait_metric(uint16_t port, const std::string& text, std::chrono::milliseconds deadline) {
   auto until = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < until) {
+  while (true) {   // looks once at least, even with no time given
     if (http_get(port, "/metrics").second.find(text) != std::string::npos)
       return true;
+    if (std::chrono::steady_clock::now() >= until)
+      return false;
     std::this_thread::sleep_for(20ms);   // poll interval
   }
-  return false;
 }
 
 namespace {
