@@ -12,6 +12,7 @@
 #include "actors/messages.hpp"
 #include "actors/node_actors.hpp"
 #include "engine/api_auth.hpp"
+#include "engine/node/memory.hpp"
 #include "net/server.hpp"
 
 namespace imengine {
@@ -54,6 +55,7 @@ struct node::impl {
   // hold frame sinks bound to the server's io_context.
   std::unique_ptr<net::server> server;
   std::unique_ptr<node_actors> actors;
+  std::unique_ptr<memory_releaser> releaser;   // stopped before the actors go
   std::mutex conns_mtx;
   std::unordered_map<caf::actor_addr, connection_actor> conns;
   bool started = false;
@@ -134,7 +136,17 @@ uint16_t node::start() {
   }
   d.server = std::make_unique<net::server>(
     opts, [&d](std::shared_ptr<frame_sink> sink) { return d.open(std::move(sink)); }, http);
-  return d.server->start();
+  auto port = d.server->start();
+  // The node's size: open connections and live user actors.
+  auto* stats = d.actors->context().metrics;
+  d.releaser = std::make_unique<memory_releaser>(
+    std::chrono::seconds(5), [stats, last = int64_t{0}]() mutable {
+      auto now = stats->connections.load() + stats->user_actors.load();
+      auto shrank = now < last;
+      last = now;
+      return shrank;
+    });
+  return port;
 }
 
 void node::stop() {
@@ -158,6 +170,7 @@ void node::stop() {
   }
   for (auto& c : conns)
     caf::anon_send_exit(c, caf::exit_reason::user_shutdown);
+  d.releaser.reset();
   d.actors->stop();
   if (d.server)
     d.server->stop();
