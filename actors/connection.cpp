@@ -49,6 +49,9 @@ void reply_error(self_ptr self, req_id req, const failure& f, encoding enc) {
   auto& st = self->state;
   reply(self, error_frame(req, f.code, f.msg), enc);
   st.ctx->metrics->count_error(f.code);
+  if (f.code == errc::internal || f.code == errc::storage)
+    spdlog::warn("answered {} to {}: {}", to_string(f.code), st.authed ? st.user : "(no auth)",
+                 f.msg);
   if (f.code == errc::bad_frame)
     st.ctx->metrics->bad_frames++;
   switch (f.code) {
@@ -298,6 +301,7 @@ void register_device(self_ptr self, const user_actor& inbox, const auth_req& a, 
         st.pushed = st.acked = head;
         self->monitor(inbox);
         reply(self, auth_ok_frame(o.req, st.user, st.device, head, st.ctx->cfg.node), o.enc);
+        spdlog::info("{}/{} logged in", st.user, st.device);
         self->send(st.ctx->fanout, online_atom::value, st.user,
                    local_conn{caf::actor_cast<connection_actor>(self), st.sink,
                               o.enc == encoding::msgpack});
@@ -338,6 +342,20 @@ void with_conv_of(self_ptr self, const std::string& conv, origin o, F use) {
     return;
   with_conversation(self, self->state.ctx, &self->state.convs, *c, std::move(use),
                     answer_error(self, o));
+}
+
+// A send or amend was answered; the last one a drain waited for closes.
+void answered(self_ptr self) {
+  auto& st = self->state;
+  if (--st.in_flight == 0 && st.draining)
+    close_with(self, 1001, "going away");
+}
+
+void on_drain(self_ptr self) {
+  auto& st = self->state;
+  st.draining = true;
+  if (st.in_flight == 0)
+    close_with(self, 1001, "going away");
 }
 
 // --rate-msgs: a token bucket of --rate-burst messages per connection,
@@ -385,13 +403,18 @@ void send_items(self_ptr self, const std::string& conv, std::vector<send_item> i
   with_conv_of(self, conv, o, [=](const conversation_actor& h) mutable {
     auto& st = self->state;
     auto start = std::chrono::steady_clock::now();
+    ++st.in_flight;
     ask(self, st.ctx, h, send_timeout, send_atom::value, st.user, st.device, std::move(items))
       .then(
         [=](send_ack& a) {
           observe_request(self, self->state.ctx, h, start);
           acked(a);
+          answered(self);
         },
-        answer_error(self, o));
+        [=](const caf::error& e) {
+          reply_error(self, o.req, to_failure(e), o.enc);
+          answered(self);
+        });
   });
 }
 
@@ -402,9 +425,17 @@ void on_amend(self_ptr self, amend_req& r, origin o) {
     return;
   with_conv_of(self, r.conv, o, [=](const conversation_actor& h) {
     auto& st = self->state;
+    ++st.in_flight;
     ask(self, st.ctx, h, send_timeout, amend_atom::value, Op, st.user, st.device, r.seq, r.body)
-      .then([=](send_ack& a) { reply(self, ok_frame(o.req, a.first_seq), o.enc); },
-            answer_error(self, o));
+      .then(
+        [=](send_ack& a) {
+          reply(self, ok_frame(o.req, a.first_seq), o.enc);
+          answered(self);
+        },
+        [=](const caf::error& e) {
+          reply_error(self, o.req, to_failure(e), o.enc);
+          answered(self);
+        });
   });
 }
 
@@ -803,8 +834,8 @@ const std::unordered_map<std::string_view, frame_route>& frame_routes() {
 void handle_frame(self_ptr self, const std::string& data, bool binary) {
   auto& st = self->state;
   st.ctx->metrics->frames_in++;
-  if (st.closing)
-    return;
+  if (st.closing || st.draining)
+    return;   // stopping: a send not taken is resent by the client, by cmid
   auto enc = binary ? encoding::msgpack : encoding::json;
   if (data.size() > st.ctx->cfg.max_frame) {
     reply_error(self, std::nullopt,
@@ -868,6 +899,7 @@ connection_actor::behavior_type connection_fun(self_ptr self, const node_context
     [=](notify_atom) { flush_notifies(self); },
     [=](rejoin_atom) { on_rejoin(self); },
     [=](token_expiry_atom) { on_token_expiry(self); },
+    [=](drain_atom) { on_drain(self); },
     [=](auth_deadline_atom) {
       if (!self->state.authed)
         close_with(self, 4000, "not authenticated within 10 s");
@@ -879,8 +911,10 @@ connection_actor::behavior_type connection_fun(self_ptr self, const node_context
     },
     [=](closed_atom) {
       auto& st = self->state;
-      if (st.authed)
+      if (st.authed) {
+        spdlog::info("{}/{} left", st.user, st.device);
         notify_session(self, plugin::disconnect_atom::value);
+      }
       if (st.inbox)
         self->send(st.inbox, unregister_atom::value, st.device,
                    caf::actor_cast<connection_actor>(self));

@@ -31,6 +31,10 @@ struct connection_state {
   unsigned bad_streak = 0;              // bad frames in a row
   int64_t token_exp_s = INT64_MAX;      // --auth=jwt: closed with 4005 then
   unsigned expiry_timers = 0;           // token_expiry_atom timers pending
+  // Graceful stop: no new frames are taken; once every send in flight is
+  // answered (its ack queued before the close), the socket closes 1001.
+  unsigned in_flight = 0;
+  bool draining = false;
   // --rate-msgs token bucket: messages it may send now, refilled with time.
   double rate_tokens = 0;
   std::chrono::steady_clock::time_point rate_at{};

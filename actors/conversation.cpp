@@ -370,14 +370,18 @@ void commit(self_ptr self, std::vector<message> msgs, extra_write extra,
       },
       [=](caf::error& e) {
         auto& st = self->state;
-        done(&e);
         // Every later seq handed out in this epoch fails too (the store
-        // wants k-1 before k): start again after the last committed one,
-        // with the membership the store has.
-        if (epoch == st.epoch) {
-          st.epoch++;
-          load_state(self);
+        // wants k-1 before k): those senders hear the first failure's
+        // cause, not the gap it left. Start again after the last
+        // committed one, with the membership the store has.
+        if (epoch != st.epoch) {
+          done(&st.epoch_failure);
+          return;
         }
+        st.epoch_failure = e;
+        done(&e);
+        st.epoch++;
+        load_state(self);
       });
 }
 

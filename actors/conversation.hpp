@@ -30,6 +30,7 @@ struct conversation_state {
   uint64_t assigned = 0;    // last seq handed out
   uint64_t committed = 0;   // last seq the store confirmed
   uint64_t epoch = 0;       // bumps when a failed commit rolls `assigned` back
+  caf::error epoch_failure;  // why the last epoch ended: its later commits failed for it
   // Sends in flight by `user \0 cmid`: a request naming any of them waits
   // for that commit, then is judged against the dedupe table.
   struct waiter {

@@ -69,6 +69,7 @@ using resync_atom = caf::atom_constant<caf::atom("resync")>;        // a fanout 
 using rejoin_atom = caf::atom_constant<caf::atom("rejoin")>;        // retry what a node's death broke
 using auth_deadline_atom = caf::atom_constant<caf::atom("authdline")>; // no auth in time: close
 using sharing_atom = caf::atom_constant<caf::atom("sharing")>;      // who shares a conversation
+using drain_atom = caf::atom_constant<caf::atom("drain")>;          // stopping: answer, then close
 using token_expiry_atom = caf::atom_constant<caf::atom("tokenexp")>; // the session's token expired
 using position_atom = caf::atom_constant<caf::atom("position")>;    // where a member's copies start
 using interest_atom = caf::atom_constant<caf::atom("interest")>;    // a node has members online (or not)
@@ -164,7 +165,8 @@ using connection_actor = caf::typed_actor<
   caf::reacts_to<notify_atom>,                                     // own timer
   caf::reacts_to<rejoin_atom>,                                     // own timer
   caf::reacts_to<auth_deadline_atom>,                              // own timer
-  caf::reacts_to<token_expiry_atom>>;                              // own timer
+  caf::reacts_to<token_expiry_atom>,                               // own timer
+  caf::reacts_to<drain_atom>>;                                     // from the node: stopping
 
 // One per user: the inbox (actors/user.hpp).
 using user_actor = caf::typed_actor<

@@ -22,6 +22,7 @@ void commit_batch(self_ptr self, storage::store* store, metrics* stats) {
     return;
   auto start = std::chrono::steady_clock::now();
   std::vector<errc> results(batch.size(), errc::none);
+  std::string why;   // the exception's text, for every requester
   try {
     auto t = store->write();
     for (size_t i = 0; i < batch.size(); ++i)
@@ -31,6 +32,7 @@ void commit_batch(self_ptr self, storage::store* store, metrics* stats) {
     // A job that throws may have written half its work: nothing of this
     // batch is committed, and every requester hears so.
     spdlog::error("storage commit of {} jobs failed: {}", batch.size(), e.what());
+    why = std::string("the store could not commit: ") + e.what();
     std::fill(results.begin(), results.end(), errc::storage);
     stats->commit_errors++;
   }
@@ -42,7 +44,8 @@ void commit_batch(self_ptr self, storage::store* store, metrics* stats) {
     if (results[i] == errc::none)
       batch[i].second.deliver(ok_atom::value);
     else
-      batch[i].second.deliver(make_error(results[i]));
+      batch[i].second.deliver(
+        make_error(results[i], why.empty() ? "the store refused the write" : why));
   }
 }
 

@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <set>
+#include <thread>
 
 #include "tests/support/engine_process.hpp"
 
@@ -139,4 +141,33 @@ TEST_CASE("imengine backup copies a running node's data; a node starts on the co
   for (int i = 0; i < 20; ++i)
     CHECK(h[i]["body"] == "m" + std::to_string(i + 1));
   CHECK(inbox_of_at_least(*bob, 20).size() == 20);
+}
+
+TEST_CASE("a graceful stop answers every send it committed before it closes (1001)") {
+  temp_dir dir;
+  engine_process engine(dir.str());
+  auto alice = engine.login("alice", "phone");
+  // Pipelined sends, then SIGTERM while they stream in.
+  const int n = 3000;
+  for (int i = 0; i < n; ++i)
+    alice->send(send_frame("dm:alice:bob", "c" + std::to_string(i), "c" + std::to_string(i)));
+  alice->wait_for(is_type("ack"), 10000ms);   // the stream is under way
+  std::thread stopper([&] { engine.terminate(15000ms); });
+  std::set<std::string> acked;
+  while (auto f = alice->next(15000ms))
+    if ((*f)["t"] == "ack")
+      acked.insert((*f)["cmid"].get<std::string>());
+  stopper.join();
+  CHECK(alice->close_code() == 1001);
+  // Restarted, the store holds exactly what was acked: no committed
+  // message went unanswered.
+  engine.restart();
+  auto bob = engine.login("bob", "phone");
+  std::set<std::string> stored;
+  for (const auto& m : whole_history(*bob, "dm:alice:bob"))
+    stored.insert(m["body"].get<std::string>());   // the body is the cmid
+  MESSAGE(acked.size() << " of " << n << " acked before the stop (first ack not counted)");
+  CHECK(stored.size() == acked.size() + 1);
+  for (const auto& c : acked)
+    CHECK(stored.count(c) == 1);
 }

@@ -1,5 +1,6 @@
 #include "engine/node/node.hpp"
 
+#include <condition_variable>
 #include <mutex>
 #include <unordered_map>
 
@@ -18,6 +19,8 @@
 namespace imengine {
 
 namespace {
+
+constexpr auto drain_timeout = std::chrono::seconds(5);
 
 // Bridges one socket to its connection actor: frames in as messages, in
 // arrival order (anon_send from one thread keeps order).
@@ -57,6 +60,7 @@ struct node::impl {
   std::unique_ptr<node_actors> actors;
   std::unique_ptr<memory_releaser> releaser;   // stopped before the actors go
   std::mutex conns_mtx;
+  std::condition_variable conns_gone;   // notified as conns shrinks
   std::unordered_map<caf::actor_addr, connection_actor> conns;
   bool started = false;
   bool stopped = false;
@@ -82,6 +86,7 @@ struct node::impl {
     return std::make_shared<connection_bridge>(conn, [this](const connection_actor& c) {
       std::lock_guard<std::mutex> guard(conns_mtx);
       conns.erase(c.address());
+      conns_gone.notify_all();
     });
   }
 
@@ -157,11 +162,21 @@ void node::stop() {
       return;
     d.stopped = true;
   }
-  if (d.server) {
+  if (d.server)
     d.server->stop_accepting();
-    d.server->close_all(1001);
-  }
+  // Drain first: each connection takes no new frame, waits for the
+  // answers of the sends it has in flight (acks of committed messages
+  // reach their senders), then closes with 1001. Bounded; whatever is
+  // left after that is closed as it is.
   std::vector<connection_actor> conns;
+  {
+    std::unique_lock<std::mutex> lock(d.conns_mtx);
+    for (auto& kv : d.conns)
+      caf::anon_send(kv.second, drain_atom::value);
+    d.conns_gone.wait_for(lock, drain_timeout, [&d] { return d.conns.empty(); });
+  }
+  if (d.server)
+    d.server->close_all(1001);
   {
     std::lock_guard<std::mutex> guard(d.conns_mtx);
     for (auto& kv : d.conns)
