@@ -18,6 +18,15 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
+// Runs the binary with `args` and checks it exits `code` naming `part`.
+void refused(const std::string& args, int code, const std::string& part) {
+  auto r = run_engine_command(args);
+  CAPTURE(args);
+  CAPTURE(r.output);
+  CHECK(r.exit_code == code);
+  CHECK(contains(r.output, part));
+}
+
 } // namespace
 
 TEST_CASE("--version and --help: the engine's flags first") {
@@ -40,41 +49,23 @@ TEST_CASE("--version and --help: the engine's flags first") {
 TEST_CASE("unknown flags and stray words exit 2 naming them") {
   temp_dir dir;
   auto data = " --port=0 --data=" + dir.str();
-  auto unknown = run_engine_command("--bogus=1" + data);
-  CHECK(unknown.exit_code == 2);
-  CHECK(contains(unknown.output, "'--bogus=1'"));
+  refused("--bogus=1" + data, 2, "'--bogus=1'");
   // CAF stops at a stray word and drops the flags after it: refused.
-  auto stray = run_engine_command("start" + data);
-  CHECK(stray.exit_code == 2);
-  CHECK(contains(stray.output, "'start'"));
-  auto bad_value = run_engine_command("--port=abc --data=" + dir.str());
-  CHECK(bad_value.exit_code == 2);
-  CHECK(contains(bad_value.output, "--port=abc"));
-  auto level = run_engine_command("--log-level=loud" + data);
-  CHECK(level.exit_code == 2);
-  CHECK(contains(level.output, "--log-level"));
+  refused("start" + data, 2, "'start'");
+  refused("--port=abc --data=" + dir.str(), 2, "--port=abc");
+  refused("--log-level=loud" + data, 2, "--log-level");
 }
 
 TEST_CASE("--auth=none off loopback needs --insecure; --auth=jwt needs a secret") {
   temp_dir dir;
   auto data = " --port=0 --data=" + dir.str();
-  auto open = run_engine_command("--host=0.0.0.0" + data);
-  CHECK(open.exit_code == 2);
-  CHECK(contains(open.output, "--insecure"));
+  refused("--host=0.0.0.0" + data, 2, "--insecure");
   // With --insecure the check passes; the bad --node stops it before it
   // binds (tests listen on loopback only).
-  auto insecure = run_engine_command("--host=0.0.0.0 --insecure --node=bad/name" + data);
-  CHECK(insecure.exit_code == 2);
-  CHECK(contains(insecure.output, "--node"));
-  auto jwt = run_engine_command("--host=0.0.0.0 --auth=jwt" + data);
-  CHECK(jwt.exit_code == 2);
-  CHECK(contains(jwt.output, "--jwt-secret"));
-  auto both = run_engine_command("--auth=jwt --jwt-secret=a --jwt-secret-file=/nonexistent" + data);
-  CHECK(both.exit_code == 2);
-  CHECK(contains(both.output, "not both"));
-  auto missing = run_engine_command("--auth=jwt --jwt-secret-file=" + dir.str() + "/none" + data);
-  CHECK(missing.exit_code == 2);
-  CHECK(contains(missing.output, dir.str() + "/none"));
+  refused("--host=0.0.0.0 --insecure --node=bad/name" + data, 2, "--node");
+  refused("--host=0.0.0.0 --auth=jwt" + data, 2, "--jwt-secret");
+  refused("--auth=jwt --jwt-secret=a --jwt-secret-file=/nonexistent" + data, 2, "not both");
+  refused("--auth=jwt --jwt-secret-file=" + dir.str() + "/none" + data, 2, dir.str() + "/none");
 }
 
 TEST_CASE("a second engine on a data directory in use stops at start, naming it") {
@@ -82,17 +73,12 @@ TEST_CASE("a second engine on a data directory in use stops at start, naming it"
   engine_process first(dir.str());
   auto alice = first.login("alice", "phone");
   REQUIRE(alice->request(send_frame("dm:alice:bob", "c1", "kept"))["seq"] == 1);
-  auto second = run_engine_command("--port=0 --data=" + dir.str());
-  CHECK(second.exit_code == 1);
-  CHECK(contains(second.output, dir.str()));
-  CHECK(contains(second.output, "in use by another engine"));
+  refused("--port=0 --data=" + dir.str(), 1, dir.str() + ": in use by another engine");
   // the first one is undisturbed
   CHECK(alice->request(send_frame("dm:alice:bob", "c2", "still"))["seq"] == 2);
   // a directory that cannot be created is named too
   std::ofstream(dir.str() + "/file") << "x";
-  auto unusable = run_engine_command("--port=0 --data=" + dir.str() + "/file/sub");
-  CHECK(unusable.exit_code == 1);
-  CHECK(contains(unusable.output, dir.str() + "/file/sub"));
+  refused("--port=0 --data=" + dir.str() + "/file/sub", 1, dir.str() + "/file/sub");
 }
 
 TEST_CASE("imengine token logs a client in to an engine with --jwt-secret-file") {
