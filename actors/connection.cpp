@@ -24,13 +24,27 @@ constexpr auto send_timeout = std::chrono::seconds(30);
 constexpr unsigned max_bad_streak = 20;
 constexpr auto notify_check = std::chrono::milliseconds(50);
 
-void reply_bytes(self_ptr self, std::string bytes, encoding enc) {
-  self->state.sink->send(std::make_shared<const std::string>(std::move(bytes)),
-                         enc == encoding::msgpack);
+const size_t ack_slot = server_frame_slot("ack");
+const size_t msg_slot = server_frame_slot("msg");
+
+// Every frame to the client goes through here (pushes through push/on_tick):
+// counted by type and bytes.
+void send_bytes(self_ptr self, std::shared_ptr<const std::string> bytes, bool binary,
+                size_t slot) {
+  auto& st = self->state;
+  st.ctx->metrics->frames_out.add(slot);
+  st.ctx->metrics->bytes_out += bytes->size();
+  st.sink->send(std::move(bytes), binary);
+}
+
+void reply_bytes(self_ptr self, std::string bytes, encoding enc, size_t slot) {
+  send_bytes(self, std::make_shared<const std::string>(std::move(bytes)),
+             enc == encoding::msgpack, slot);
 }
 
 void reply(self_ptr self, const json& frame, encoding enc) {
-  reply_bytes(self, encode_frame(frame, enc), enc);
+  reply_bytes(self, encode_frame(frame, enc), enc,
+              server_frame_slot(frame["t"].get_ref<const std::string&>()));
 }
 
 // Every close of the sink goes through here: marked closing at once, so
@@ -84,7 +98,7 @@ void push(self_ptr self, uint64_t iseq, const message& m) {
   auto bytes = std::make_shared<const std::string>(encode_msg(m, iseq, st.push_enc));
   st.window.emplace_back(iseq, bytes);
   st.pushed = iseq;
-  st.sink->send(std::move(bytes), st.push_enc == encoding::msgpack);
+  send_bytes(self, std::move(bytes), st.push_enc == encoding::msgpack, msg_slot);
   st.ctx->metrics->pushes++;
   arm_timer(self);
 }
@@ -166,7 +180,7 @@ void on_tick(self_ptr self) {
     return;
   } else {
     for (const auto& entry : st.window)
-      st.sink->send(entry.second, st.push_enc == encoding::msgpack);
+      send_bytes(self, entry.second, st.push_enc == encoding::msgpack, msg_slot);
     st.ctx->metrics->retransmits += st.window.size();
   }
   arm_timer(self);
@@ -179,6 +193,7 @@ void on_tick(self_ptr self) {
 struct origin {
   req_id req;
   encoding enc;
+  std::chrono::steady_clock::time_point arrived;   // for imengine_ack_seconds
 };
 
 void on_ping(self_ptr self, const json&, origin o) {
@@ -398,7 +413,7 @@ void send_items(self_ptr self, const std::string& conv, std::vector<send_item> i
     else
       reply_bytes(self,
                   encode_ack(o.req, cmid, a.conv, a.first_seq, a.mids.front(), a.ts, a.dup, o.enc),
-                  o.enc);
+                  o.enc, ack_slot);
   };
   with_conv_of(self, conv, o, [=](const conversation_actor& h) mutable {
     auto& st = self->state;
@@ -409,6 +424,8 @@ void send_items(self_ptr self, const std::string& conv, std::vector<send_item> i
         [=](send_ack& a) {
           observe_request(self, self->state.ctx, h, start);
           acked(a);
+          std::chrono::duration<double> took = std::chrono::steady_clock::now() - o.arrived;
+          self->state.ctx->metrics->ack_seconds.observe(took.count());
           answered(self);
         },
         [=](const caf::error& e) {
@@ -790,6 +807,7 @@ struct frame_route {
   bool needs_auth = true;
   bool fault_injection = false;   // served only with --fault-injection
   frame_fn handle = nullptr;
+  size_t slot = 0;                // in client_frame_types(), for the metrics
 };
 
 // Parses the frame into Req, then hands it to Handle; a parse failure is
@@ -804,7 +822,8 @@ void parsed(self_ptr self, const json& f, origin o) {
 }
 
 const std::unordered_map<std::string_view, frame_route>& frame_routes() {
-  static const std::unordered_map<std::string_view, frame_route> routes{
+  static const auto routes = [] {
+  std::unordered_map<std::string_view, frame_route> r{
     {"ping", {false, false, on_ping}},
     {"auth", {false, false, parsed<auth_req, parse_auth, on_auth>}},
     {"send", {true, false, parsed<send_req, parse_send, on_send>}},
@@ -828,16 +847,26 @@ const std::unordered_map<std::string_view, frame_route>& frame_routes() {
     {"leave", {true, false, parsed<conv_req, parse_conv_req, on_room<group_op::leave>>}},
     {"_crash", {true, true, on_crash}},
   };
+  for (auto& [type, route] : r)
+    route.slot = client_frame_slot(type);
+  return r;
+  }();
   return routes;
 }
 
 void handle_frame(self_ptr self, const std::string& data, bool binary) {
   auto& st = self->state;
-  st.ctx->metrics->frames_in++;
-  if (st.closing || st.draining)
+  auto& stats = *st.ctx->metrics;
+  stats.bytes_in += data.size();
+  const size_t other = client_frame_types().size();   // no route took it
+  if (st.closing || st.draining) {
+    stats.frames_in.add(other);
     return;   // stopping: a send not taken is resent by the client, by cmid
+  }
+  auto arrived = std::chrono::steady_clock::now();
   auto enc = binary ? encoding::msgpack : encoding::json;
   if (data.size() > st.ctx->cfg.max_frame) {
+    stats.frames_in.add(other);
     reply_error(self, std::nullopt,
                 {errc::too_large, "frame over " + std::to_string(st.ctx->cfg.max_frame) + " bytes"},
                 enc);
@@ -845,15 +874,19 @@ void handle_frame(self_ptr self, const std::string& data, bool binary) {
   }
   auto decoded = decode_frame(data, enc);
   if (!decoded) {
+    stats.frames_in.add(other);
     reply_error(self, std::nullopt, decoded.error(), enc);
     return;
   }
   const json& f = *decoded;
-  origin o{request_id(f), enc};
+  origin o{request_id(f), enc, arrived};
   const auto& t = f["t"].get_ref<const std::string&>();
   auto before = st.bad_streak;
   auto i = frame_routes().find(t);
-  if (i == frame_routes().end() || (i->second.fault_injection && !st.ctx->cfg.fault_injection))
+  bool routed =
+    i != frame_routes().end() && (!i->second.fault_injection || st.ctx->cfg.fault_injection);
+  stats.frames_in.add(routed ? i->second.slot : other);
+  if (!routed)
     reply_error(self, o.req, {errc::unknown_type, "unknown frame type '" + t + "'"}, enc);
   else if (i->second.needs_auth && !st.authed)
     reply_error(self, o.req, {errc::unauthorized, "authenticate first"}, enc);

@@ -821,6 +821,8 @@ conversation_actor::behavior_type conversation_fun(self_ptr self, const node_con
   st.ctx = ctx;
   st.id = std::move(id);
   log_stray_errors(self);
+  ctx->metrics->conversation_actors++;
+  self->attach_functor([stats = ctx->metrics] { stats->conversation_actors--; });
   // A crashed predecessor's commits may still wait at the writer: a no-op
   // job behind them tells when they are done, and `await` holds every
   // request until then, so the state read below is the final one.

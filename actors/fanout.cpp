@@ -30,10 +30,12 @@ void for_online_members(self_ptr self, const std::string& conv, F&& f) {
   }
 }
 
+const size_t msg_slot = server_frame_slot("msg");
+
 void deliver(self_ptr self, const message& m) {
   auto* ctx = self->state.ctx;
   frame_bytes as_json, as_msgpack;   // encoded on first use, once per encoding
-  uint64_t pushed = 0;
+  uint64_t pushed = 0, bytes = 0;
   for_online_members(self, m.conv, [&](const std::string&, const std::vector<local_conn>& conns) {
     if (!as_json) {
       as_json = std::make_shared<const std::string>(encode_msg(m, std::nullopt, encoding::json));
@@ -41,7 +43,9 @@ void deliver(self_ptr self, const message& m) {
     }
     for (const auto& c : conns) {
       if (m.prio != 0 || c.sink->backlog() <= ctx->cfg.slow_queue) {
-        c.sink->send(c.msgpack ? as_msgpack : as_json, c.msgpack);
+        const auto& b = c.msgpack ? as_msgpack : as_json;
+        bytes += b->size();
+        c.sink->send(b, c.msgpack);
         ++pushed;
       } else {
         self->send(c.actor, held_atom::value, m.conv, m.seq);   // slow reader: a notify later
@@ -49,6 +53,8 @@ void deliver(self_ptr self, const message& m) {
     }
   });
   ctx->metrics->pushes += pushed;
+  ctx->metrics->frames_out.add(msg_slot, pushed);
+  ctx->metrics->bytes_out += bytes;
 }
 
 // Tells a conversation on another node whether members of it are online

@@ -98,6 +98,11 @@ node_actors::~node_actors() {
 
 std::string node_actors::render_metrics() const {
   auto out = stats_.render();
+  auto lmdb = store_->map_usage();
+  render_gauge(out, "imengine_lmdb_map_bytes", "LMDB map size (grows when full).",
+               static_cast<double>(lmdb.map_bytes));
+  render_gauge(out, "imengine_lmdb_used_bytes", "LMDB pages in use, in bytes.",
+               static_cast<double>(lmdb.used_bytes));
   if (plugins_)
     plugins_->registry().render(out);
   return out;

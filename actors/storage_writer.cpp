@@ -24,10 +24,23 @@ void commit_batch(self_ptr self, storage::store* store, metrics* stats) {
   std::vector<errc> results(batch.size(), errc::none);
   std::string why;   // the exception's text, for every requester
   try {
-    auto t = store->write();
-    for (size_t i = 0; i < batch.size(); ++i)
-      results[i] = batch[i].first.apply(*store, t);
-    t.commit();
+    for (;;) {
+      try {
+        auto t = store->write();
+        for (size_t i = 0; i < batch.size(); ++i)
+          results[i] = batch[i].first.apply(*store, t);
+        t.commit();
+        break;
+      } catch (const storage::lmdb_error& e) {
+        if (e.code() != MDB_MAP_FULL)
+          throw;
+        // The aborted transaction wrote nothing and jobs are pure, so the
+        // batch runs again on the larger map.
+        auto size = store->grow_map();
+        stats->map_grows++;
+        spdlog::info("LMDB map full: grown to {} MiB", size >> 20);
+      }
+    }
   } catch (const std::exception& e) {
     // A job that throws may have written half its work: nothing of this
     // batch is committed, and every requester hears so.
@@ -37,6 +50,7 @@ void commit_batch(self_ptr self, storage::store* store, metrics* stats) {
     stats->commit_errors++;
   }
   std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  stats->writer_queue -= static_cast<int64_t>(batch.size());
   stats->commits++;
   stats->commit_batch_size.observe(static_cast<double>(batch.size()));
   stats->commit_seconds.observe(took.count());
@@ -75,6 +89,7 @@ writer_actor::behavior_type storage_writer_fun(self_ptr self, storage::store* st
         return make_error(errc::unavailable, "node is shutting down");
       auto rp = self->make_response_promise<ok_atom>();
       self->state.batch.emplace_back(std::move(job), rp);
+      stats->writer_queue++;
       // The flush lands behind everything already in the mailbox: that is
       // what groups the commits.
       if (!self->state.flush_queued) {

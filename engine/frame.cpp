@@ -290,7 +290,38 @@ json with_req(json obj, req_id req) {
   return obj;
 }
 
+size_t slot_of(const std::vector<std::string_view>& types, std::string_view type) {
+  for (size_t i = 0; i < types.size(); ++i)
+    if (types[i] == type)
+      return i;
+  return types.size();
+}
+
 } // namespace
+
+const std::vector<std::string_view>& client_frame_types() {
+  static const std::vector<std::string_view> types{
+    "ping", "auth", "send", "send_batch", "ack", "sync", "history", "read", "unread",
+    "convs", "mute", "recall", "edit", "typing", "presence_sub", "group_create",
+    "group_add", "group_remove", "group_info", "join", "leave"};
+  return types;
+}
+
+const std::vector<std::string_view>& server_frame_types() {
+  static const std::vector<std::string_view> types{
+    "auth_ok", "ack", "ack_batch", "msg", "ok", "error", "pong", "sync_result",
+    "history_result", "unread_result", "convs_result", "group_info_result", "read",
+    "receipt", "mute", "mention", "typing", "presence", "notify"};
+  return types;
+}
+
+size_t client_frame_slot(std::string_view type) {
+  return slot_of(client_frame_types(), type);
+}
+
+size_t server_frame_slot(std::string_view type) {
+  return slot_of(server_frame_types(), type);
+}
 
 json ex_object(const std::string& text) {
   if (text.empty())

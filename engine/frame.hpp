@@ -23,6 +23,14 @@ using json = nlohmann::json;
 
 enum class encoding : uint8_t { json, msgpack };
 
+// The frame types of the protocol, each direction, in a fixed order (the
+// metrics count frames by type with these as labels); *_frame_slot gives
+// a type's index, or the list's size for a type not in it.
+const std::vector<std::string_view>& client_frame_types();
+const std::vector<std::string_view>& server_frame_types();
+size_t client_frame_slot(std::string_view type);
+size_t server_frame_slot(std::string_view type);
+
 // Decodes one frame into an object with a string `t`. Errors: bad_frame
 // (not JSON/msgpack, not an object, `t` missing or not a string, `req`
 // present but not an integer).

@@ -33,6 +33,26 @@ void sample(std::string& out, const std::string& name, const std::string& help,
 
 } // namespace
 
+labeled_counter::labeled_counter(const char* label, const std::vector<std::string_view>& values)
+  : label_(label), values_(values), counts_(new std::atomic<uint64_t>[values.size() + 1]) {
+  for (size_t i = 0; i <= values_.size(); ++i)
+    counts_[i].store(0, std::memory_order_relaxed);
+}
+
+void labeled_counter::render(std::string& out, const std::string& name,
+                             const std::string& help) const {
+  header(out, name, help, "counter");
+  for (size_t i = 0; i <= values_.size(); ++i)
+    out += name + "{" + label_ + "=\"" + std::string(i < values_.size() ? values_[i] : "other")
+           + "\"} " + std::to_string(at(i)) + "\n";
+}
+
+void render_gauge(std::string& out, const std::string& name, const std::string& help,
+                  double value) {
+  header(out, name, help, "gauge");
+  out += name + " " + format_double(value) + "\n";
+}
+
 histogram::histogram(std::vector<double> bounds)
   : bounds_(std::move(bounds)),
     buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
@@ -78,8 +98,15 @@ std::string metrics::render() const {
   sample(out, "imengine_connections_open", "Open WebSocket connections.", "gauge", connections);
   sample(out, "imengine_connections_total", "WebSocket connections accepted.", "counter",
          connections_total);
-  sample(out, "imengine_frames_in_total", "Frames received from clients.", "counter",
-         frames_in);
+  frames_in.render(out, "imengine_frames_in_total",
+                   "Frames received from clients, by type (other: unknown or undecodable).");
+  frames_out.render(out, "imengine_frames_out_total", "Frames sent to clients, by type.");
+  sample(out, "imengine_bytes_in_total", "WebSocket message bytes received.", "counter",
+         bytes_in);
+  sample(out, "imengine_bytes_out_total", "WebSocket message bytes sent (retransmits included).",
+         "counter", bytes_out);
+  ack_seconds.render(out, "imengine_ack_seconds",
+                     "From a send or send_batch frame's arrival to its ack, committed.");
   sample(out, "imengine_bad_frames_total", "Frames answered with bad_frame.", "counter",
          bad_frames);
   header(out, "imengine_errors_total", "Error frames sent to clients, by code.", "counter");
@@ -101,12 +128,18 @@ std::string metrics::render() const {
   sample(out, "imengine_inbox_appends_total", "Messages appended to user inboxes.",
          "counter", inbox_appends);
   sample(out, "imengine_user_actors", "Live user actors on this node.", "gauge", user_actors);
+  sample(out, "imengine_conversation_actors", "Live conversation actors on this node.", "gauge",
+         conversation_actors);
+  sample(out, "imengine_storage_queue", "Write jobs waiting for their commit.", "gauge",
+         writer_queue);
   sample(out, "imengine_idle_stops_total", "User actors stopped because idle.", "counter",
          idle_stops);
   sample(out, "imengine_commits_total", "Storage write transactions committed.", "counter",
          commits);
   sample(out, "imengine_commit_errors_total", "Storage write transactions that failed.",
          "counter", commit_errors);
+  sample(out, "imengine_map_grows_total", "LMDB map doublings after the map was full.",
+         "counter", map_grows);
   commit_batch_size.render(out, "imengine_commit_batch_size",
                            "Requests per storage write transaction.");
   commit_seconds.render(out, "imengine_commit_seconds",

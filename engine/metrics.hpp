@@ -5,9 +5,11 @@
 #include <memory>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/error.hpp"
+#include "engine/frame.hpp"
 
 namespace imengine {
 
@@ -26,6 +28,27 @@ private:
   std::atomic<uint64_t> sum_micros_{0};                 // sum * 1e6
 };
 
+// Counters under one label whose values are fixed up front (frame types):
+// slot i of `values`, and one more slot, "other", for anything else.
+class labeled_counter {
+public:
+  labeled_counter(const char* label, const std::vector<std::string_view>& values);
+  void add(size_t slot, uint64_t n = 1) noexcept {
+    counts_[slot < values_.size() ? slot : values_.size()].fetch_add(n, std::memory_order_relaxed);
+  }
+  uint64_t at(size_t slot) const noexcept { return counts_[slot].load(std::memory_order_relaxed); }
+  void render(std::string& out, const std::string& name, const std::string& help) const;
+
+private:
+  const char* label_;
+  std::vector<std::string_view> values_;
+  std::unique_ptr<std::atomic<uint64_t>[]> counts_;    // values_.size() + 1
+};
+
+// Appends one gauge (scrape-time figures: LMDB use, actor counts).
+void render_gauge(std::string& out, const std::string& name, const std::string& help,
+                  double value);
+
 // What this node counts of one peer node.
 struct peer_metrics {
   explicit peer_metrics(std::string n) : name(std::move(n)) {}
@@ -42,7 +65,13 @@ struct peer_metrics {
 struct metrics {
   std::atomic<int64_t> connections{0};          // gauge: open WebSocket connections
   std::atomic<uint64_t> connections_total{0};
-  std::atomic<uint64_t> frames_in{0};
+  labeled_counter frames_in{"type", client_frame_types()};
+  labeled_counter frames_out{"type", server_frame_types()};
+  std::atomic<uint64_t> bytes_in{0};            // WebSocket payload bytes
+  std::atomic<uint64_t> bytes_out{0};
+  // From a send/send_batch frame's arrival to its ack being queued.
+  histogram ack_seconds{{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                         0.05, 0.1, 0.25, 1, 5}};
   std::atomic<uint64_t> bad_frames{0};          // answered with bad_frame, nothing else
   // Error frames answered, by wire code (index: errc); rendered with a
   // `code` label, one line per code.
@@ -59,8 +88,11 @@ struct metrics {
   std::atomic<uint64_t> inbox_appends{0};
   std::atomic<uint64_t> idle_stops{0};          // user actors stopped because idle
   std::atomic<int64_t> user_actors{0};          // gauge: live local user actors
+  std::atomic<int64_t> conversation_actors{0};  // gauge: live local conversation actors
+  std::atomic<int64_t> writer_queue{0};         // gauge: write jobs not yet committed
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> commit_errors{0};
+  std::atomic<uint64_t> map_grows{0};           // LMDB map doubled after MDB_MAP_FULL
   histogram commit_batch_size{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}};
   histogram commit_seconds{{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                             0.01, 0.025, 0.05, 0.1, 0.25, 1}};

@@ -3,7 +3,9 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -77,10 +79,20 @@ inline std::string pair_key(std::string_view a, std::string_view b) {
 // keys it reads into `reads` (if given): what a query costs, measurable.
 class txn {
 public:
-  txn(MDB_env* env, bool read_only, std::atomic<uint64_t>* reads = nullptr) : reads_(reads) {
+  // `gate`, if given, is held shared for the transaction's life: growing
+  // the map takes it exclusively, since LMDB may resize only while no
+  // transaction is open.
+  txn(MDB_env* env, bool read_only, std::atomic<uint64_t>* reads = nullptr,
+      std::shared_mutex* gate = nullptr)
+    : reads_(reads) {
+    if (gate)
+      gate_ = std::shared_lock<std::shared_mutex>(*gate);
     check(mdb_txn_begin(env, nullptr, read_only ? MDB_RDONLY : 0, &h_), "mdb_txn_begin");
   }
-  txn(txn&& other) noexcept : h_(other.h_), reads_(other.reads_) { other.h_ = nullptr; }
+  txn(txn&& other) noexcept
+    : gate_(std::move(other.gate_)), h_(other.h_), reads_(other.reads_) {
+    other.h_ = nullptr;
+  }
   txn& operator=(txn&&) = delete;
   txn(const txn&) = delete;
   ~txn() { abort(); }
@@ -127,6 +139,7 @@ public:
   }
 
 private:
+  std::shared_lock<std::shared_mutex> gate_;   // released after the abort
   MDB_txn* h_ = nullptr;
   std::atomic<uint64_t>* reads_ = nullptr;
 };

@@ -115,6 +115,23 @@ store::~store() {
   ::close(lock_fd_);
 }
 
+store::usage store::map_usage() const {
+  MDB_envinfo info;
+  MDB_stat st;
+  mdb_env_info(env_, &info);
+  mdb_env_stat(env_, &st);
+  return {info.me_mapsize, (info.me_last_pgno + 1) * uint64_t{st.ms_psize}};
+}
+
+uint64_t store::grow_map() {
+  std::unique_lock<std::shared_mutex> no_txn(gate_);
+  MDB_envinfo info;
+  mdb_env_info(env_, &info);
+  auto size = info.me_mapsize * 2;
+  check(mdb_env_set_mapsize(env_, size), "mdb_env_set_mapsize");
+  return size;
+}
+
 std::optional<conv_meta> store::conv(const txn& t, std::string_view conv) const {
   auto v = t.get(convs_, conv);
   return v ? decode_conv_meta(*v) : std::nullopt;

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -64,8 +65,20 @@ public:
   store(const store&) = delete;
   store& operator=(const store&) = delete;
 
-  txn read() const { return txn(env_, true, &keys_read_); }
-  txn write() { return txn(env_, false, &keys_read_); }
+  txn read() const { return txn(env_, true, &keys_read_, &gate_); }
+  txn write() { return txn(env_, false, &keys_read_, &gate_); }
+
+  // The map is address space, reserved up front; the file grows only as
+  // pages are written. When a write meets MDB_MAP_FULL the writer aborts,
+  // calls grow_map (which waits for open transactions to end) and retries.
+  struct usage {
+    uint64_t map_bytes = 0;    // current map size
+    uint64_t used_bytes = 0;   // pages in use (last page number x page size)
+  };
+  usage map_usage() const;
+  // Doubles the map; returns the new size in bytes. Call with no
+  // transaction open on this thread.
+  uint64_t grow_map();
 
   // Keys read by every transaction so far (gets and cursor steps).
   uint64_t keys_read() const { return keys_read_.load(std::memory_order_relaxed); }
@@ -167,6 +180,7 @@ private:
   MDB_dbi msgs_ = 0, convs_ = 0, user_convs_ = 0, inbox_ = 0, inbox_refs_ = 0, users_ = 0,
           dedupe_ = 0, fanout_ = 0, members_ = 0;
   mutable std::atomic<uint64_t> keys_read_{0};
+  mutable std::shared_mutex gate_;   // see txn: exclusive only to grow the map
 };
 
 } // namespace imengine::storage

@@ -86,7 +86,11 @@ TEST_CASE("metrics::render exposes every metric with HELP and TYPE") {
   metrics m;
   m.connections = 3;
   m.connections_total = 10;
-  m.frames_in = 100;
+  m.frames_in.add(client_frame_slot("send"), 99);
+  m.frames_in.add(client_frame_slot("no_such_type"));
+  m.frames_out.add(server_frame_slot("ack"), 7);
+  m.bytes_in = 1234;
+  m.map_grows = 1;
   m.bad_frames = 2;
   m.messages_accepted = 50;
   m.duplicates = 1;
@@ -106,7 +110,8 @@ TEST_CASE("metrics::render exposes every metric with HELP and TYPE") {
   struct expect { const char* name; const char* type; const char* value; };
   for (auto e : {expect{"imengine_connections_open", "gauge", "3"},
                  expect{"imengine_connections_total", "counter", "10"},
-                 expect{"imengine_frames_in_total", "counter", "100"},
+                 expect{"imengine_bytes_in_total", "counter", "1234"},
+                 expect{"imengine_map_grows_total", "counter", "1"},
                  expect{"imengine_bad_frames_total", "counter", "2"},
                  expect{"imengine_messages_accepted_total", "counter", "50"},
                  expect{"imengine_duplicates_total", "counter", "1"},
@@ -120,6 +125,12 @@ TEST_CASE("metrics::render exposes every metric with HELP and TYPE") {
     CHECK(text.find(std::string("# HELP ") + e.name + " ") != std::string::npos);
     CHECK(has_line(text, std::string(e.name) + " " + e.value));
   }
+  CHECK(has_line(text, "# TYPE imengine_frames_in_total counter"));
+  CHECK(has_line(text, "imengine_frames_in_total{type=\"send\"} 99"));
+  CHECK(has_line(text, "imengine_frames_in_total{type=\"other\"} 1"));
+  CHECK(has_line(text, "imengine_frames_in_total{type=\"auth\"} 0"));
+  CHECK(has_line(text, "imengine_frames_out_total{type=\"ack\"} 7"));
+  CHECK(has_line(text, "# TYPE imengine_ack_seconds histogram"));
   CHECK(has_line(text, "# TYPE imengine_errors_total counter"));
   CHECK(has_line(text, "imengine_errors_total{code=\"rate_limited\"} 2"));
   CHECK(has_line(text, "imengine_errors_total{code=\"storage\"} 1"));

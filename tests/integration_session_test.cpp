@@ -155,6 +155,28 @@ TEST_CASE("healthz and metrics over plain HTTP on the same port") {
   CHECK(metrics.find("imengine_connections_open 1") != std::string::npos);
   CHECK(metrics.find("imengine_commit_batch_size_count") != std::string::npos);
   CHECK(metrics.find("imengine_commit_seconds_bucket") != std::string::npos);
+  CAPTURE(metrics);
+  for (auto line : {"imengine_frames_in_total{type=\"auth\"} 1",
+                    "imengine_frames_in_total{type=\"send\"} 1",
+                    "imengine_frames_in_total{type=\"other\"} 0",
+                    "imengine_frames_out_total{type=\"auth_ok\"} 1",
+                    "imengine_frames_out_total{type=\"ack\"} 1",
+                    "imengine_ack_seconds_count 1", "imengine_conversation_actors 1",
+                    "imengine_build_info{version="})
+    CHECK(metrics.find(line) != std::string::npos);
+  // Figures that must be positive once a message went through.
+  auto value = [&](const std::string& name) { return metric_value(metrics, name); };
+  for (auto name : {"imengine_bytes_in_total", "imengine_bytes_out_total",
+                    "imengine_lmdb_used_bytes", "imengine_lmdb_map_bytes",
+                    "process_resident_memory_bytes", "process_open_fds", "process_max_fds",
+                    "process_start_time_seconds"}) {
+    CAPTURE(name);
+    CHECK(value(name) > 0);
+  }
+  CHECK(value("imengine_lmdb_used_bytes") <= value("imengine_lmdb_map_bytes"));
+  // The inbox copies follow the ack; then the writer's queue is empty.
+  CHECK(value("imengine_storage_queue") >= 0);
+  CHECK(wait_metric(engine.port(), "imengine_storage_queue 0"));
 }
 
 TEST_CASE("SIGTERM stops the engine cleanly and keeps what was committed") {

@@ -47,6 +47,9 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // A file over its size limit fails the write with EFBIG, answered
+  // `storage` like a full disk, instead of killing the engine.
+  std::signal(SIGXFSZ, SIG_IGN);
 
   // Logs go to stderr: stdout carries only the "listening" line.
   spdlog::set_default_logger(spdlog::stderr_color_mt("imengine"));

@@ -13,7 +13,9 @@
 #include "actors/messages.hpp"
 #include "actors/node_actors.hpp"
 #include "engine/api_auth.hpp"
+#include "engine/node/cli.hpp"
 #include "engine/node/memory.hpp"
+#include "engine/node/process_metrics.hpp"
 #include "net/server.hpp"
 
 namespace imengine {
@@ -125,7 +127,11 @@ uint16_t node::start() {
   opts.threads = d.cfg.io_threads;
   opts.max_body = d.cfg.max_frame;   // API bodies over max-frame get 413
   net::http_handlers http;
-  http.metrics = [&d] { return d.actors->render_metrics(); };
+  http.metrics = [&d] {
+    auto out = d.actors->render_metrics();
+    render_process_metrics(out, engine_version());
+    return out;
+  };
   http.cluster = [&d] {
     auto peers = nlohmann::json::array();
     for (const auto& [name, up] : d.actors->dir().peer_states())

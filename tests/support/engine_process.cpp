@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,7 +49,10 @@ void engine_process::start() {
   pid_ = fork();
   if (pid_ < 0)
     throw std::runtime_error("fork failed");
+  const rlimit file_limit{file_limit_, file_limit_};
   if (pid_ == 0) {
+    if (file_limit_ != 0)
+      setrlimit(RLIMIT_FSIZE, &file_limit);
     dup2(out[1], STDOUT_FILENO);
     // Only stdio goes to the engine: an inherited client socket would keep
     // a connection open after the test closed it, and an inherited pipe of
@@ -163,6 +167,16 @@ bool wait_metric(uint16_t port, const std::string& text, std::chrono::millisecon
       return false;
     std::this_thread::sleep_for(20ms);   // poll interval
   }
+}
+
+double metric_value(const std::string& exposition, const std::string& name) {
+  auto line = "\n" + name + " ";
+  auto at = exposition.find(line);
+  return at == std::string::npos ? -1.0 : std::stod(exposition.substr(at + line.size()));
+}
+
+double metric_value(uint16_t port, const std::string& name) {
+  return metric_value(http_get(port, "/metrics").second, name);
 }
 
 namespace {

@@ -40,6 +40,9 @@ public:
   int terminate(std::chrono::milliseconds deadline = 5000ms);
   // SIGKILL and reap.
   void kill9();
+  // From the next start on, the engine may not write a file past `bytes`
+  // (RLIMIT_FSIZE; 0: no limit): a full disk, as the engine sees it.
+  void limit_file_size(uint64_t bytes) { file_limit_ = bytes; }
 
   std::unique_ptr<net::ws_client> connect();
   // Connects and authenticates (JSON or msgpack); checks auth_ok.
@@ -53,6 +56,7 @@ private:
   std::vector<std::string> args_;
   int pid_ = -1;
   uint16_t port_ = 0;
+  uint64_t file_limit_ = 0;
 };
 
 // Plain HTTP GET on 127.0.0.1; returns (status, body).
@@ -61,6 +65,10 @@ std::pair<int, std::string> http_get(uint16_t port, const std::string& target);
 // Polls GET /metrics until it contains `text` or the deadline passes.
 bool wait_metric(uint16_t port, const std::string& text,
                  std::chrono::milliseconds deadline = 5000ms);
+// The value of an unlabeled sample `name` in a /metrics text, or of the
+// engine's /metrics now; -1 when absent.
+double metric_value(const std::string& exposition, const std::string& name);
+double metric_value(uint16_t port, const std::string& name);
 
 // Predicates for ws_client::wait_for.
 inline auto is_type(std::string t) {
