@@ -813,6 +813,23 @@ void load_state(self_ptr self) {
   }
 }
 
+// No message for --actor-idle-s: stop if nothing lives only here (every
+// seq committed and in every inbox, the watermark stored, no request,
+// verdict, lookup or remote interest pending). The next use spawns a
+// fresh actor that reads the same state back from LMDB.
+void stop_if_idle(self_ptr self) {
+  auto& st = self->state;
+  bool settled = st.assigned == st.committed && st.fanout_persisted == st.committed
+                 && !st.fanout_write_pending && !st.fanout_retry_scheduled
+                 && st.outstanding.empty() && st.inflight.empty() && st.replies.empty()
+                 && st.staged.empty() && st.interested.empty() && st.inboxes.waiting.empty();
+  if (st.ctx->cfg.actor_idle_s == 0 || !settled
+      || !st.ctx->dir->retire_conversation(st.id.name, self->address()))
+    return;
+  st.ctx->metrics->idle_stops.add(metrics::idle_conversation);
+  self->quit();
+}
+
 } // namespace
 
 conversation_actor::behavior_type conversation_fun(self_ptr self, const node_context* ctx,
@@ -892,6 +909,7 @@ conversation_actor::behavior_type conversation_fun(self_ptr self, const node_con
             [](const caf::error&) {});   // never stored: a typing lost is no loss
       return ok_atom::value;
     },
+    caf::after(idle_period(ctx)) >> [=] { stop_if_idle(self); },
   };
 }
 

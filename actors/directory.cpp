@@ -55,13 +55,23 @@ Handle directory::find_or_spawn(std::unordered_map<std::string, Handle>& map,
   return h;
 }
 
-bool directory::retire_user(const std::string& id, const caf::actor_addr& addr) {
+template <class Handle>
+bool directory::retire_in(std::unordered_map<std::string, Handle>& map, const std::string& key,
+                          const caf::actor_addr& addr) {
   std::lock_guard<std::recursive_mutex> guard(mtx_);
-  auto i = users_.find(id);
-  if (i == users_.end() || i->second.address() != addr)
+  auto i = map.find(key);
+  if (i == map.end() || i->second.address() != addr)
     return false;
-  users_.erase(i);
+  map.erase(i);
   return true;
+}
+
+bool directory::retire_user(const std::string& id, const caf::actor_addr& addr) {
+  return retire_in(users_, id, addr);
+}
+
+bool directory::retire_conversation(const std::string& conv, const caf::actor_addr& addr) {
+  return retire_in(convs_, conv, addr);
 }
 
 template <class Handle>

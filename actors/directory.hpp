@@ -46,10 +46,12 @@ public:
   // remembered remote one, or an invalid handle.
   user_actor user(const std::string& id);
   conversation_actor conversation(const conv_id& id);
-  // An idle local user actor asks to stop: true (and forgotten, so that
-  // the next lookup spawns a fresh one from LMDB) if `addr` is still the
-  // actor of `id`. Under the lock: no lookup hands it out afterwards.
+  // An idle local user or conversation actor asks to stop: true (and
+  // forgotten, so that the next lookup spawns a fresh one from LMDB) if
+  // `addr` is still the actor of `id`. Under the lock: no lookup hands it
+  // out afterwards.
   bool retire_user(const std::string& id, const caf::actor_addr& addr);
+  bool retire_conversation(const std::string& conv, const caf::actor_addr& addr);
   // Remembers a remote handle until its proxy dies.
   void remember(const std::string& id, const user_actor& h);
   void remember(const std::string& conv, const conversation_actor& h);
@@ -86,6 +88,9 @@ private:
   template <class Handle, class Spawn>
   Handle find_or_spawn(std::unordered_map<std::string, Handle>& map, const std::string& key,
                        Spawn spawn, std::function<void()> on_crash);
+  template <class Handle>
+  bool retire_in(std::unordered_map<std::string, Handle>& map, const std::string& key,
+                 const caf::actor_addr& addr);
   template <class Handle>
   void remember_in(std::unordered_map<std::string, Handle>& map, const std::string& key,
                    const Handle& h);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 
 #include "actors/messages.hpp"
 
@@ -36,5 +37,11 @@ struct node_context {
   // at any user actor is refused, as by an inbox that cannot take it.
   mutable std::atomic<bool> refuse_next_register{false};
 };
+
+// How long a user or conversation actor waits without a message before it
+// checks whether it may stop (--actor-idle-s; 0: never, checked daily).
+inline std::chrono::seconds idle_period(const node_context* ctx) {
+  return std::chrono::seconds(ctx->cfg.actor_idle_s > 0 ? ctx->cfg.actor_idle_s : 86400);
+}
 
 } // namespace imengine

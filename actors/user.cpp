@@ -166,10 +166,6 @@ inbox_page inbox_after(self_ptr self, uint64_t after, uint32_t limit) {
   return {std::move(page.items), page.more};
 }
 
-std::chrono::seconds idle_period(const node_context* ctx) {
-  return std::chrono::seconds(ctx->cfg.actor_idle_s > 0 ? ctx->cfg.actor_idle_s : 86400);
-}
-
 void stop_if_idle(self_ptr self) {
   auto& st = self->state;
   if (st.ctx->cfg.actor_idle_s == 0 || !st.devices.empty() || !st.watchers.empty()
@@ -178,7 +174,7 @@ void stop_if_idle(self_ptr self) {
   if (!st.ctx->dir->retire_user(st.user, self->address()))
     return;
   persist_acks(self);   // handed to the writer, which outlives us
-  st.ctx->metrics->idle_stops++;
+  st.ctx->metrics->idle_stops.add(metrics::idle_user);
   self->quit();
 }
 

@@ -33,8 +33,9 @@ void sample(std::string& out, const std::string& name, const std::string& help,
 
 } // namespace
 
-labeled_counter::labeled_counter(const char* label, const std::vector<std::string_view>& values)
-  : label_(label), values_(values), counts_(new std::atomic<uint64_t>[values.size() + 1]) {
+labeled_counter::labeled_counter(const char* label, const std::vector<std::string_view>& values,
+                                 bool with_other)
+  : label_(label), values_(values), with_other_(with_other), counts_(new std::atomic<uint64_t>[values.size() + 1]) {
   for (size_t i = 0; i <= values_.size(); ++i)
     counts_[i].store(0, std::memory_order_relaxed);
 }
@@ -42,7 +43,7 @@ labeled_counter::labeled_counter(const char* label, const std::vector<std::strin
 void labeled_counter::render(std::string& out, const std::string& name,
                              const std::string& help) const {
   header(out, name, help, "counter");
-  for (size_t i = 0; i <= values_.size(); ++i)
+  for (size_t i = 0; i < values_.size() + (with_other_ ? 1 : 0); ++i)
     out += name + "{" + label_ + "=\"" + std::string(i < values_.size() ? values_[i] : "other")
            + "\"} " + std::to_string(at(i)) + "\n";
 }
@@ -132,8 +133,7 @@ std::string metrics::render() const {
          conversation_actors);
   sample(out, "imengine_storage_queue", "Write jobs waiting for their commit.", "gauge",
          writer_queue);
-  sample(out, "imengine_idle_stops_total", "User actors stopped because idle.", "counter",
-         idle_stops);
+  idle_stops.render(out, "imengine_idle_stops_total", "Actors stopped because idle, by kind.");
   sample(out, "imengine_commits_total", "Storage write transactions committed.", "counter",
          commits);
   sample(out, "imengine_commit_errors_total", "Storage write transactions that failed.",

@@ -29,10 +29,12 @@ private:
 };
 
 // Counters under one label whose values are fixed up front (frame types):
-// slot i of `values`, and one more slot, "other", for anything else.
+// slot i of `values`, and one more slot, "other", for anything else
+// (rendered only if `with_other`).
 class labeled_counter {
 public:
-  labeled_counter(const char* label, const std::vector<std::string_view>& values);
+  labeled_counter(const char* label, const std::vector<std::string_view>& values,
+                  bool with_other = true);
   void add(size_t slot, uint64_t n = 1) noexcept {
     counts_[slot < values_.size() ? slot : values_.size()].fetch_add(n, std::memory_order_relaxed);
   }
@@ -42,6 +44,7 @@ public:
 private:
   const char* label_;
   std::vector<std::string_view> values_;
+  bool with_other_;
   std::unique_ptr<std::atomic<uint64_t>[]> counts_;    // values_.size() + 1
 };
 
@@ -86,7 +89,9 @@ struct metrics {
   std::atomic<uint64_t> pushes{0};              // msg frames pushed (first attempt)
   std::atomic<uint64_t> retransmits{0};
   std::atomic<uint64_t> inbox_appends{0};
-  std::atomic<uint64_t> idle_stops{0};          // user actors stopped because idle
+  // Actors stopped because idle, by kind (slot: idle_user, idle_conversation).
+  static constexpr size_t idle_user = 0, idle_conversation = 1;
+  labeled_counter idle_stops{"actor", {"user", "conversation"}, false};
   std::atomic<int64_t> user_actors{0};          // gauge: live local user actors
   std::atomic<int64_t> conversation_actors{0};  // gauge: live local conversation actors
   std::atomic<int64_t> writer_queue{0};         // gauge: write jobs not yet committed

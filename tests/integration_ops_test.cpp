@@ -157,3 +157,31 @@ TEST_CASE("a graceful stop answers every send it committed before it closes (100
   for (const auto& c : acked)
     CHECK(stored.count(c) == 1);
 }
+
+TEST_CASE("the shipped example config starts a node with its limits") {
+  temp_dir dir;
+  auto secret = dir.str() + "/secret";
+  std::ofstream(secret) << "an example secret of some length\n";
+  // Where the example points at system paths, the command line overrides.
+  engine_process engine(dir.str() + "/data", {"--config-file=" IMENGINE_EXAMPLE_CONFIG,
+                                              "--jwt-secret-file=" + secret});
+  auto t = run_engine_command("token --sub=alice --ttl=600 --jwt-secret-file=" + secret);
+  REQUIRE(t.exit_code == 0);
+  auto token = t.output.substr(0, t.output.find('\n'));
+  auto c = engine.connect();
+  auto ok = c->request({{"t", "auth"}, {"user", "alice"}, {"device", "d"}, {"token", token}});
+  REQUIRE(ok["t"] == "auth_ok");
+  CHECK(ok["node"] == "n1");
+  // auth=jwt from the file: no token, no login
+  auto other = engine.connect();
+  CHECK(other->request({{"t", "auth"}, {"user", "bob"}, {"device", "d"}})["code"]
+        == "unauthorized");
+  // rate-burst = 50 from the file: a batch of 51 is over it
+  json items = json::array();
+  for (int i = 0; i < 51; ++i)
+    items.push_back({{"cmid", "b" + std::to_string(i)}, {"body", "x"}});
+  auto batch = c->request({{"t", "send_batch"}, {"conv", "dm:alice:bob"}, {"msgs", items}});
+  CHECK(batch["code"] == "rate_limited");
+  // and the engine listened where the command line said
+  CHECK(engine.port() != 8080);
+}

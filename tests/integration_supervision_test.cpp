@@ -135,7 +135,7 @@ TEST_CASE("idle user actors stop (--actor-idle-s) and come back from LMDB on nex
   // every user actor stops once idle: alice's, bob's (inbox copies only),
   // the visitors'
   REQUIRE(wait_metric(engine.port(), "imengine_user_actors 0\n", 15000ms));
-  CHECK(wait_metric(engine.port(), "imengine_idle_stops_total 42\n", 0ms));
+  CHECK(wait_metric(engine.port(), "imengine_idle_stops_total{actor=\"user\"} 42\n", 0ms));
   // bob's inbox is whole, and the next copies continue its iseq gaplessly
   auto bob = engine.login("bob", "phone");
   auto alice = engine.login("alice", "phone");
@@ -151,8 +151,41 @@ TEST_CASE("idle user actors stop (--actor-idle-s) and come back from LMDB on nex
   // quiet period of hers, bob's and alice's do not, and bob still gets
   // pushes on the same connection
   engine.login("carol", "d")->close();
-  REQUIRE(wait_metric(engine.port(), "imengine_idle_stops_total 43\n", 15000ms));
+  REQUIRE(wait_metric(engine.port(), "imengine_idle_stops_total{actor=\"user\"} 43\n", 15000ms));
   CHECK(wait_metric(engine.port(), "imengine_user_actors 2\n"));
   REQUIRE(alice->request(send_frame("dm:alice:bob", "c5", "m5"))["seq"] == 5);
   CHECK(bob->wait_for(is_push(5), 10000ms)["body"] == "m5");
+}
+
+TEST_CASE("idle conversation actors stop and come back with seq, dedupe and members intact") {
+  temp_dir dir;
+  engine_process engine(dir.str(), {"--actor-idle-s=1"});
+  auto alice = engine.login("alice", "phone");
+  auto bob = engine.login("bob", "phone");
+  auto first = alice->request(send_frame("dm:alice:bob", "c1", "m1"));
+  REQUIRE(first["seq"] == 1);
+  auto g = alice->request({{"t", "group_create"}, {"conv", "g:team"}, {"members", {"bob"}}});
+  REQUIRE(g["t"] == "ok");
+  REQUIRE(alice->request(send_frame("g:team", "g1", "hello team"))["t"] == "ack");
+  auto body_is = [](std::string text) {
+    return [text](const json& f) { return f.value("t", "") == "msg" && f.value("body", "") == text; };
+  };
+  REQUIRE(bob->wait_for(body_is("hello team"), 10000ms).contains("iseq"));
+  // Both conversations stop although their members stay online.
+  REQUIRE(wait_metric(engine.port(), "imengine_conversation_actors 0\n", 15000ms));
+  CHECK(wait_metric(engine.port(), "imengine_idle_stops_total{actor=\"conversation\"} 2\n", 0ms));
+  // A resend is still a duplicate of the first; the next seq follows on.
+  auto again = alice->request(send_frame("dm:alice:bob", "c1", "m1"));
+  CHECK(again["dup"] == true);
+  CHECK(again["seq"] == 1);
+  CHECK(again["mid"] == first["mid"]);
+  CHECK(alice->request(send_frame("dm:alice:bob", "c2", "m2"))["seq"] == 2);
+  CHECK(bob->wait_for(body_is("m2"), 10000ms)["seq"] == 2);
+  // The group's members came back from LMDB: bob gets its next message,
+  // a stranger is still refused.
+  REQUIRE(wait_metric(engine.port(), "imengine_conversation_actors 0\n", 15000ms));
+  CHECK(alice->request(send_frame("g:team", "g2", "again"))["seq"] == 3);
+  CHECK(bob->wait_for(body_is("again"), 10000ms)["seq"] == 3);
+  auto carol = engine.login("carol", "phone");
+  CHECK(carol->request(send_frame("g:team", "x", "intruder"))["code"] == "forbidden");
 }

@@ -16,6 +16,9 @@ endforeach()
 
 # The server API's test runs the binary itself too, to see flags refused.
 target_compile_definitions(integration_api_test PRIVATE IMENGINE_BINARY="$<TARGET_FILE:imengine>")
+# The ops test starts a node on the shipped example config.
+target_compile_definitions(integration_ops_test PRIVATE
+  IMENGINE_EXAMPLE_CONFIG="${PROJECT_SOURCE_DIR}/examples/imengine.conf")
 
 # A cluster of real engine processes (cluster_fixture): the same contract
 # across nodes, inter-node counters, a node killed and restarted.

@@ -93,7 +93,7 @@ cli_config::cli_config() {
     .add(e.rate_burst, "rate-burst", "messages a connection may send at once (0: --rate-msgs)")
     .add(e.max_user_conns, "max-user-conns", "open connections of one user on this node")
     .add(e.max_watch, "max-watch", "users one connection may watch for presence")
-    .add(e.actor_idle_s, "actor-idle-s", "seconds after which an idle user actor stops (0: never)")
+    .add(e.actor_idle_s, "actor-idle-s", "seconds after which an idle user or conversation actor stops (0: never)")
     .add(e.dedupe_ttl, "dedupe-ttl", "seconds a cmid is remembered at least")
     .add(e.map_size_mb, "map-size-mb", "LMDB map size in MiB")
     .add(e.io_threads, "io-threads", "network threads")
