@@ -9,6 +9,8 @@ pkgs=(build-essential cmake pkg-config ccache
 command -v node >/dev/null || pkgs+=(nodejs)
 # --browser: Chromium too, for the browser end-to-end test (tests/e2e).
 [ "${1:-}" = "--browser" ] && pkgs+=(chromium)
+# --fuzz: clang with its libFuzzer and sanitizer runtimes (scripts/fuzz.sh).
+[ "${1:-}" = "--fuzz" ] && pkgs+=(clang)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -17,7 +17,12 @@ std::string to_string(const msgpack::sbuffer& buf) {
 template <class T, class F>
 std::optional<T> unpack_array(std::string_view bytes, uint32_t min_size, F f) {
   try {
-    auto handle = msgpack::unpack(bytes.data(), bytes.size());
+    // No container or string may claim more elements than there are bytes:
+    // msgpack-c allocates what a header claims before reading it, so a
+    // damaged 30-byte value asked for gigabytes (found by fuzz_record).
+    auto n = bytes.size();
+    msgpack::unpack_limit limit(n, n, n, n, n, 8);
+    auto handle = msgpack::unpack(bytes.data(), n, nullptr, nullptr, limit);
     const auto& obj = handle.get();
     if (obj.type != msgpack::type::ARRAY || obj.via.array.size < min_size)
       return std::nullopt;
