@@ -24,6 +24,15 @@ struct engine_config {
   uint32_t max_user_conns = 64;   // open connections of one user on this node
   uint32_t max_watch = 1000;      // users one connection may watch for presence
   uint32_t actor_idle_s = 30;     // an idle user actor stops after this; 0: never
+  // HTTP/upgrade hardening (docs/OPERATIONS.md).
+  uint32_t max_conns = 100000;    // open WebSockets; upgrades beyond get 503
+  uint32_t handshake_timeout_ms = 5000;   // to complete an HTTP request or upgrade
+  std::vector<std::string> allowed_origins;   // empty: any Origin may upgrade
+  // /metrics and /cluster: loopback peers (unless metrics_require_token,
+  // e.g. behind a reverse proxy on the same host) or a bearer token.
+  std::string metrics_token;
+  std::string metrics_token_file; // main() reads it into metrics_token
+  bool metrics_require_token = false;
   std::string sync = "full";      // full | none
   uint32_t large_group = 500;
   uint32_t retransmit_ms = 3000;

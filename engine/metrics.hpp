@@ -10,6 +10,7 @@
 
 #include "engine/error.hpp"
 #include "engine/frame.hpp"
+#include "engine/refusal.hpp"
 
 namespace imengine {
 
@@ -83,6 +84,12 @@ struct metrics {
     auto i = static_cast<size_t>(code);
     if (i < errors.size())
       errors[i].fetch_add(1, std::memory_order_relaxed);
+  }
+  // Requests and connections the HTTP layer turned away, by reason;
+  // rendered with a `reason` label, one line per reason.
+  std::array<std::atomic<uint64_t>, refusal_count> refused{};
+  void count_refused(refusal r) noexcept {
+    refused[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
   }
   std::atomic<uint64_t> messages_accepted{0};   // committed by a send/send_batch
   std::atomic<uint64_t> duplicates{0};          // resends answered with dup:true

@@ -1,5 +1,7 @@
 #include "net/session.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +27,26 @@ std::string_view to_std(beast::string_view s) {
 
 bool is_api(const http::request<http::string_body>& req) {
   return req.target().starts_with("/api/");
+}
+
+// RFC 6455 4.2.1: the key is base64 of 16 bytes, i.e. 22 characters of
+// the alphabet and "==". Beast takes any key of up to 24 characters.
+bool valid_ws_key(beast::string_view key) {
+  if (key.size() != 24 || key[22] != '=' || key[23] != '=')
+    return false;
+  for (size_t i = 0; i < 22; ++i) {
+    auto c = static_cast<unsigned char>(key[i]);
+    if (!std::isalnum(c) && c != '+' && c != '/')
+      return false;
+  }
+  return true;
+}
+
+bool is_loopback(const tcp::endpoint& ep) {
+  auto a = ep.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  return a.is_loopback();
 }
 
 // The callback an API handler answers through; its copies share one
@@ -69,6 +91,9 @@ private:
 
 http_session::http_session(tcp::socket&& socket, std::shared_ptr<server_shared> shared)
   : stream_(std::move(socket)), shared_(std::move(shared)) {
+  beast::error_code ec;
+  auto peer = stream_.socket().remote_endpoint(ec);
+  loopback_peer_ = !ec && is_loopback(peer);
 }
 
 void http_session::run() {
@@ -82,7 +107,9 @@ void http_session::do_read() {
   // Checked against Content-Length before the body is read, and as a
   // chunked body arrives.
   parser_->body_limit(shared_->opts.max_body);
-  stream_.expires_after(idle_timeout);
+  parser_->header_limit(static_cast<std::uint32_t>(shared_->opts.max_header));
+  // One deadline for the whole request, however slowly its bytes come.
+  stream_.expires_after(shared_->opts.handshake_timeout);
   http::async_read_header(stream_, buffer_, *parser_,
                           beast::bind_front_handler(&http_session::on_header,
                                                     shared_from_this()));
@@ -92,6 +119,8 @@ void http_session::on_header(beast::error_code ec, std::size_t bytes) {
   if (ec)
     return on_read(ec, bytes);   // a body over the limit is known from the header
   const auto& req = parser_->get();
+  if (req.target().size() > shared_->opts.max_target)
+    return refuse(http::status::uri_too_long, refusal::uri_too_long, "URI too long\n", true);
   if (parser_->is_done() || !beast::iequals(req[http::field::expect], "100-continue"))
     return read_body();
   http::async_write(stream_, continue_,
@@ -114,17 +143,69 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
   }
   if (ec == http::error::body_limit)
     return refuse_body(parser_->get());
+  if (ec == http::error::header_limit)
+    return refuse_header();
+  if (ec == beast::error::timeout) {
+    // Idle between keep-alive requests is no refusal; a request begun
+    // and not finished (or none on a new connection) is.
+    if (requests_ == 0 || parser_->got_some() || buffer_.size() > 0)
+      shared_->count(refusal::handshake_timeout);
+    return;   // the stream closed the socket
+  }
   if (ec)
     return fail(ec, "http read");
+  ++requests_;
   auto& req = parser_->get();
-  if (websocket::is_upgrade(req) && req.target() == "/ws") {
-    stream_.expires_never();   // the WebSocket keeps its own timeouts
-    std::make_shared<ws_session>(stream_.release_socket(), shared_)->run(parser_->release());
-    return;
-  }
+  if (websocket::is_upgrade(req) && req.target() == "/ws")
+    return upgrade(req);
   if (is_api(req))
     return serve_api(req);
   respond(req);
+  write();
+}
+
+// Checked before Beast's accept, in this order: a malformed request
+// (400), one from a page we do not serve (403), then capacity (503). A
+// refused upgrade closes the connection: the client would not reuse it.
+void http_session::upgrade(const request& req) {
+  if (!valid_ws_key(req[http::field::sec_websocket_key]))
+    return refuse(http::status::bad_request, refusal::bad_key,
+                  "Sec-WebSocket-Key must be base64 of 16 bytes\n", false);
+  const auto& allowed = shared_->opts.allowed_origins;
+  if (auto origin = req.find(http::field::origin); origin != req.end() && !allowed.empty()
+      && std::none_of(allowed.begin(), allowed.end(), [&](const std::string& a) {
+           return beast::iequals(a, origin->value());
+         }))
+    return refuse(http::status::forbidden, refusal::origin, "origin not allowed\n", false);
+  if (!shared_->take_slot())
+    return refuse(http::status::service_unavailable, refusal::max_conns,
+                  "too many connections\n", false);
+  stream_.expires_never();   // the WebSocket keeps its own timeouts
+  std::make_shared<ws_session>(stream_.release_socket(), shared_)->run(parser_->release());
+}
+
+// A request line the parser could not finish within the limit is a long
+// target (414), else the fields are too large (431).
+void http_session::refuse_header() {
+  auto target = parser_->get().target();
+  if (target.empty() || target.size() > shared_->opts.max_target)
+    return refuse(http::status::uri_too_long, refusal::uri_too_long, "URI too long\n", true);
+  refuse(http::status::request_header_fields_too_large, refusal::header_too_large,
+         "request header fields too large\n", true);
+}
+
+void http_session::refuse(http::status status, refusal why, const char* body, bool unread) {
+  shared_->count(why);
+  close_after_ = true;
+  unread_ = unread;
+  res_ = {};
+  res_.result(status);
+  res_.version(11);
+  res_.keep_alive(false);
+  res_.set(http::field::server, "imengine");
+  res_.set(http::field::content_type, "text/plain");
+  res_.body() = body;
+  res_.prepare_payload();
   write();
 }
 
@@ -153,7 +234,12 @@ void http_session::respond(const request& req) {
     reply(req, http::status::method_not_allowed, "text/plain", "method not allowed\n");
   else if (target == "/healthz")
     reply(req, http::status::ok, "text/plain", "ok\n");
-  else if (target == "/metrics")
+  else if ((target == "/metrics" || (target == "/cluster" && shared_->http.cluster))
+           && !may_read_metrics(req)) {
+    shared_->count(refusal::metrics_auth);
+    reply(req, http::status::forbidden, "text/plain",
+          "loopback or Authorization: Bearer <--metrics-token> only\n");
+  } else if (target == "/metrics")
     reply(req, http::status::ok, "text/plain; version=0.0.4",
           shared_->http.metrics ? shared_->http.metrics() : std::string{});
   else if (target == "/cluster" && shared_->http.cluster)
@@ -163,6 +249,13 @@ void http_session::respond(const request& req) {
           std::string(asset->data, asset->size));
   else   // also an upgrade anywhere but /ws
     reply(req, http::status::not_found, "text/plain", "not found\n");
+}
+
+bool http_session::may_read_metrics(const request& req) const {
+  if (loopback_peer_ && shared_->opts.metrics_loopback)
+    return true;
+  const auto& authorized = shared_->http.metrics_authorized;
+  return authorized && authorized(to_std(req[http::field::authorization]));
 }
 
 // The key first: without it a request learns nothing, not even whether
@@ -181,6 +274,7 @@ void http_session::serve_api(request& req) {
     return write();
   }
   if (close_after_) {
+    shared_->count(refusal::body_too_large);
     reply(req, http::status::payload_too_large, "application/json",
           error_body("too_large",
                      "body over " + std::to_string(shared_->opts.max_body) + " bytes"));
@@ -201,10 +295,12 @@ void http_session::answer_api(api_response r) {
 
 void http_session::refuse_body(const request& req) {
   close_after_ = true;   // the body is still on its way: no next request
+  unread_ = true;
   if (is_api(req)) {
     serve_api(parser_->get());
     return;
   }
+  shared_->count(refusal::body_too_large);
   reply(req, http::status::payload_too_large, "text/plain", "payload too large\n");
   write();
 }
@@ -214,7 +310,7 @@ void http_session::on_write(bool close, beast::error_code ec, std::size_t) {
     return fail(ec, "http write");
   if (close) {
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    if (close_after_)
+    if (unread_)
       linger();
     return;
   }

@@ -6,9 +6,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/api_types.hpp"
 #include "engine/frame_sink.hpp"
+#include "engine/refusal.hpp"
 
 namespace imengine::net {
 
@@ -30,12 +32,30 @@ struct server_options {
   size_t read_limit = 1 << 20;               // larger messages close with 1009
   size_t max_queue = 8192;                   // queued frames before closing 4003
   size_t max_body = 65536;                   // larger HTTP request bodies get 413
+  size_t max_target = 8192;                  // longer request targets get 414
+  size_t max_header = 16384;                 // larger header sections get 431 (414 if
+                                             // the request line alone is too long)
+  size_t max_conns = 100000;                 // open WebSockets; upgrades beyond get 503
+  // A request (the first or a keep-alive one, upgrade included) must
+  // arrive whole within this, else the socket is closed: slowloris.
+  std::chrono::milliseconds handshake_timeout{5000};
+  // Upgrades whose Origin header is present and not listed get 403;
+  // empty: any origin. Compared case-insensitively.
+  std::vector<std::string> allowed_origins;
+  // Whether loopback peers may read /metrics and /cluster without the
+  // token; false when a reverse proxy on this host makes every peer local.
+  bool metrics_loopback = true;
   unsigned threads = 1;                      // io threads
 };
 
 struct http_handlers {
   std::function<std::string()> metrics;      // body of GET /metrics
   std::function<std::string()> cluster;      // body of GET /cluster (JSON)
+  // Whether an Authorization header opens /metrics and /cluster to a peer
+  // that is not exempt as loopback; unset: nobody but loopback (else 403).
+  std::function<bool(std::string_view authorization)> metrics_authorized;
+  // Counts each refusal (any io thread); may be unset.
+  std::function<void(refusal)> refused;
   // The server API under /api/ (docs/API.md); unset, every /api/ path is
   // 404. A request reaches `api` only when `api_authorized` accepted its
   // Authorization header (else 401) and its body is within max_body (else

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -68,6 +69,24 @@ struct server_shared {
   http_handlers http;
   std::shared_ptr<io_gate> gate = std::make_shared<io_gate>();
 
+  void count(refusal r) const {
+    if (http.refused)
+      http.refused(r);
+  }
+
+  // WebSocket slots (max_conns): taken before an upgrade is accepted, given
+  // back when its session finishes. Counted apart from the registry so that
+  // the check and the taking are one atomic step across io threads.
+  bool take_slot() {
+    auto n = open_slots_.load(std::memory_order_relaxed);
+    do {
+      if (n >= opts.max_conns)
+        return false;
+    } while (!open_slots_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+    return true;
+  }
+  void give_slot() { open_slots_.fetch_sub(1, std::memory_order_relaxed); }
+
   struct entry {
     std::weak_ptr<ws_session> session;
     std::weak_ptr<const boost::asio::any_io_executor> strand;
@@ -111,6 +130,7 @@ struct server_shared {
   }
 
 private:
+  std::atomic<size_t> open_slots_{0};
   std::mutex mtx_;
   std::condition_variable empty_;
   std::unordered_map<const ws_session*, entry> sessions_;

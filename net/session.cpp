@@ -72,6 +72,8 @@ ws_session::ws_session(tcp::socket&& socket, std::shared_ptr<server_shared> shar
 
 ws_session::~ws_session() {
   shared_->remove(this);
+  if (slot_)   // never finished: destroyed with the io_context
+    shared_->give_slot();
 }
 
 void ws_session::run(http::request<http::string_body> req) {
@@ -207,6 +209,8 @@ void ws_session::finish() {
   if (finished_)
     return;
   finished_ = true;
+  slot_ = false;
+  shared_->give_slot();
   close_timer_.cancel();
   drop_queue();
   shared_->remove(this);

@@ -35,6 +35,8 @@ void fail(beast::error_code ec, const char* what);
 // frame_handler, writes queued frames one at a time, closes with a code.
 class ws_session : public std::enable_shared_from_this<ws_session> {
 public:
+  // Holds one of the server's WebSocket slots (server_shared::take_slot,
+  // taken by the caller) until it finishes.
   ws_session(tcp::socket&& socket, std::shared_ptr<server_shared> shared);
   ~ws_session();
 
@@ -51,10 +53,6 @@ public:
 private:
   void on_accept(beast::error_code ec);
   void do_read();
-  // The header first: a client that sent `Expect: 100-continue` waits for
-  // the interim 100 before it sends the body (RFC 9110, 10.1.1).
-  void on_header(beast::error_code ec, std::size_t bytes);
-  void read_body();
   void on_read(beast::error_code ec, std::size_t bytes);
   void do_write();
   void on_write(beast::error_code ec, std::size_t bytes);
@@ -76,6 +74,7 @@ private:
   bool closing_ = false;    // no more frames accepted
   bool close_sent_ = false;
   bool finished_ = false;
+  bool slot_ = true;        // our max_conns slot, given back by finish()
   uint16_t close_code_ = 1000;
   asio::steady_timer close_timer_{ws_.get_executor()};   // bounds a 4003 close
   std::string close_reason_;
@@ -108,6 +107,12 @@ private:
   void respond(const request& req);   // fills res_
   void serve_api(request& req);       // answers now, or later through answer_api
   void refuse_body(const request& req);   // a body over max_body: 413
+  void refuse_header();                   // the header over max_header: 414 or 431
+  // Answers `status` and closes; `unread`: the request was not read to its
+  // end, so drain what still comes (see linger).
+  void refuse(http::status status, refusal why, const char* body, bool unread);
+  void upgrade(const request& req);       // hands over to a ws_session, or refuses
+  bool may_read_metrics(const request& req) const;
   void reply(const request& req, http::status status, const char* type, std::string body);
   void write();
   void linger();   // after a refused body: drain what the client still sends, then close
@@ -119,7 +124,10 @@ private:
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;   // one request at a time
   http::response<http::empty_body> continue_{http::status::continue_, 11};
-  bool close_after_ = false;   // the request's body was not read: close after answering
+  bool close_after_ = false;   // close after answering (a refused request)
+  bool unread_ = false;        // and drain first: the request was not read to its end
+  bool loopback_peer_ = false;
+  size_t requests_ = 0;        // requests read whole on this connection
   std::array<char, 4096> drain_{};
   size_t drained_ = 0;
 };

@@ -7,7 +7,7 @@ target_link_libraries(imengine_test_support PUBLIC imengine_net nlohmann_json::n
 target_compile_definitions(imengine_test_support PRIVATE IMENGINE_BINARY="$<TARGET_FILE:imengine>")
 
 foreach(name session dm bad_input heartbeat crash read_state groups rooms supervision api convs ops
-    amend mentions torture storage)
+    amend mentions torture storage net_hardening)
   imengine_test(integration_${name}_test
     SOURCES integration_${name}_test.cpp
     LIBS imengine_test_support imengine_core)

@@ -94,6 +94,16 @@ cli_config::cli_config() {
     .add(e.max_user_conns, "max-user-conns", "open connections of one user on this node")
     .add(e.max_watch, "max-watch", "users one connection may watch for presence")
     .add(e.actor_idle_s, "actor-idle-s", "seconds after which an idle user or conversation actor stops (0: never)")
+    .add(e.max_conns, "max-conns", "open WebSocket connections; upgrades beyond get 503")
+    .add(e.handshake_timeout_ms, "handshake-timeout-ms",
+         "ms to complete an HTTP request or WebSocket upgrade before the socket closes")
+    .add(e.allowed_origins, "allowed-origins",
+         "Origins allowed to upgrade: [\"https://app.example\",...] (default: any)")
+    .add(e.metrics_token, "metrics-token",
+         "bearer token that opens /metrics and /cluster to non-loopback peers")
+    .add(e.metrics_token_file, "metrics-token-file", "as --metrics-token, read from this file")
+    .add(e.metrics_require_token, "metrics-require-token",
+         "loopback peers too need --metrics-token for /metrics and /cluster (local proxy)")
     .add(e.dedupe_ttl, "dedupe-ttl", "seconds a cmid is remembered at least")
     .add(e.map_size_mb, "map-size-mb", "LMDB map size in MiB")
     .add(e.io_threads, "io-threads", "network threads")
@@ -193,6 +203,14 @@ std::string check_flags(engine_config& e) {
   if (auto problem = read_secret(e.api_key, e.api_key_file, "--api-key", "--api-key-file");
       !problem.empty())
     return problem;
+  if (auto problem = read_secret(e.metrics_token, e.metrics_token_file, "--metrics-token",
+                                 "--metrics-token-file");
+      !problem.empty())
+    return problem;
+  if (e.max_conns < 1)
+    return "--max-conns must be at least 1";
+  if (e.handshake_timeout_ms < 10)
+    return "--handshake-timeout-ms must be at least 10";
   if (e.max_frame < 256 || e.heartbeat_ms < 10 || e.retransmit_ms < 10 || e.push_window < 1
       || e.io_threads < 1 || e.max_user_conns < 1)
     return "a numeric flag is out of range";

@@ -126,7 +126,18 @@ uint16_t node::start() {
   opts.read_limit = std::max<size_t>(size_t{1} << 20, size_t{d.cfg.max_frame} * 4);
   opts.threads = d.cfg.io_threads;
   opts.max_body = d.cfg.max_frame;   // API bodies over max-frame get 413
+  opts.max_conns = d.cfg.max_conns;
+  opts.handshake_timeout = std::chrono::milliseconds(d.cfg.handshake_timeout_ms);
+  opts.allowed_origins = d.cfg.allowed_origins;
+  opts.metrics_loopback = !d.cfg.metrics_require_token;
   net::http_handlers http;
+  auto* stats = d.actors->context().metrics;
+  http.refused = [stats](refusal r) { stats->count_refused(r); };
+  if (!d.cfg.metrics_token.empty())
+    http.metrics_authorized = [token = std::make_shared<api_key>(d.cfg.metrics_token)](
+                                std::string_view authorization) {
+      return token->matches(authorization);
+    };
   http.metrics = [&d] {
     auto out = d.actors->render_metrics();
     render_process_metrics(out, engine_version());
@@ -149,7 +160,6 @@ uint16_t node::start() {
     opts, [&d](std::shared_ptr<frame_sink> sink) { return d.open(std::move(sink)); }, http);
   auto port = d.server->start();
   // The node's size: open connections and live user actors.
-  auto* stats = d.actors->context().metrics;
   d.releaser = std::make_unique<memory_releaser>(
     std::chrono::seconds(5), [stats, last = int64_t{0}]() mutable {
       auto now = stats->connections.load() + stats->user_actors.load();

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+namespace imengine {
+
+// Why the HTTP layer turned a request or connection away before any actor
+// saw it; counted in imengine_refused_total{reason="..."}.
+enum class refusal : unsigned char {
+  max_conns,          // upgrade beyond --max-conns: 503
+  origin,             // upgrade from an Origin not in --allowed-origins: 403
+  bad_key,            // Sec-WebSocket-Key not base64 of 16 bytes: 400
+  handshake_timeout,  // request not complete within --handshake-timeout-ms: closed
+  metrics_auth,       // /metrics or /cluster without loopback or token: 403
+  uri_too_long,       // request target too long: 414
+  header_too_large,   // header section too large: 431
+  body_too_large,     // body over the limit: 413
+};
+
+inline constexpr size_t refusal_count = static_cast<size_t>(refusal::body_too_large) + 1;
+
+constexpr std::string_view to_string(refusal r) noexcept {
+  switch (r) {
+    case refusal::max_conns: return "max_conns";
+    case refusal::origin: return "origin";
+    case refusal::bad_key: return "bad_key";
+    case refusal::handshake_timeout: return "handshake_timeout";
+    case refusal::metrics_auth: return "metrics_auth";
+    case refusal::uri_too_long: return "uri_too_long";
+    case refusal::header_too_large: return "header_too_large";
+    case refusal::body_too_large: return "body_too_large";
+  }
+  return "unknown";
+}
+
+} // namespace imengine
