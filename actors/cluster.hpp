@@ -27,7 +27,9 @@ using dir_atom = caf::atom_constant<caf::atom("dir")>;       // your directory a
 // One per node in a cluster: keeps a link to every configured peer.
 // Over TLS only the node with the smaller name dials: with caf-openssl
 // 0.17.6 the second link of a pair (both ends dialing, which plain links
-// survive) took the first one down with it, every time. The dialed node
+// survive) took the first one down with it, every time (the stale OpenSSL
+// error that engine/node/openssl_shim.cpp now clears; one TLS handshake
+// per pair is kept all the same). The dialed node
 // hears of the dialer through its directory's hello (linked_atom with the
 // dialer's peers actor) and asks that actor for its directory over the
 // link that exists.

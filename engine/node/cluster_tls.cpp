@@ -52,12 +52,14 @@ std::string check_cluster_tls_files(const engine_config& e) {
   if (!ctx)
     return "cluster TLS: " + openssl_reason();
   SSL_CTX_set_default_passwd_cb(ctx.get(), no_passphrase);
-  if (SSL_CTX_use_certificate_chain_file(ctx.get(), e.cluster_cert.c_str()) != 1)
-    return "--cluster-cert " + e.cluster_cert + " holds no PEM certificate (" + openssl_reason()
-           + ")";
+  // The key first: loaded after the certificate, a key that is not its
+  // own fails as if it were no key at all.
   if (SSL_CTX_use_PrivateKey_file(ctx.get(), e.cluster_key.c_str(), SSL_FILETYPE_PEM) != 1)
     return "--cluster-key " + e.cluster_key + " holds no unencrypted PEM private key ("
            + openssl_reason() + ")";
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), e.cluster_cert.c_str()) != 1)
+    return "--cluster-cert " + e.cluster_cert + " holds no PEM certificate (" + openssl_reason()
+           + ")";
   if (SSL_CTX_check_private_key(ctx.get()) != 1)
     return "--cluster-key " + e.cluster_key + " is not the key of --cluster-cert "
            + e.cluster_cert;
