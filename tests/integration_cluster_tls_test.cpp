@@ -1,6 +1,7 @@
 // Cluster links over TLS (caf-openssl, mutual certificates) through the
 // real binary: a CA and node certificates made with the openssl CLI in a
-// temp dir, two nodes on 127.0.0.1 that carry a dm over TLS, a node whose
+// temp dir, two nodes on 127.0.0.1 that carry a dm over TLS and link again
+// after either is killed and restarted, a node whose
 // certificate another CA signed kept out, and the start-up refusals
 // (non-loopback cluster without TLS, partial or bad TLS flags).
 //
@@ -191,6 +192,21 @@ TEST_CASE("two nodes over TLS: a dm sent on node 1 reaches its peer on node 2") 
   CHECK(metric(cl.node(1).port(), peer_series("imengine_cluster_sent_total", "n2")).value_or(0)
         > 0);
   CHECK(metric(cl.node(1).port(), peer_series("imengine_cluster_peer_up", "n2")) == uint64_t{1});
+}
+
+TEST_CASE("over TLS a node killed and restarted links again, whichever end dials") {
+  pki certs;
+  cluster_fixture cl(2, {}, [&](size_t k) { return certs.flags(cluster_fixture::name(k)); });
+  REQUIRE(cl.wait_cluster_up());
+  // n2 is dialed (n1 < n2): it links back after n1's hello; n1 dials.
+  for (size_t k : {size_t{2}, size_t{1}}) {
+    CAPTURE(k);
+    auto other = k == 1 ? 2 : 1;
+    cl.kill9(k);
+    CHECK(cl.wait_peer_state(other, cluster_fixture::name(k), false));
+    cl.restart(k);
+    CHECK(cl.wait_cluster_up());
+  }
 }
 
 TEST_CASE("a node whose certificate another CA signed is refused by the cluster's nodes") {
