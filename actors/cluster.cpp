@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <caf/io/all.hpp>
+#include <caf/openssl/manager.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/directory.hpp"
@@ -16,6 +17,12 @@ directory_actor::behavior_type directory_fun(directory_actor::pointer self,
   return {
     [=](hello_atom, const std::string& from) -> caf::result<node_hello> {
       spdlog::info("{}: hello from {}", ctx->cfg.node, from);
+      // Over TLS this node does not dial `from` (see peers_actor): tell
+      // the peers actor who dialed, so that it links back.
+      if (ctx->cfg.cluster_tls() && from < ctx->cfg.node)
+        if (auto peers = self->home_system().registry().get(peers_registry_name))
+          caf::anon_send(caf::actor_cast<peers_actor>(peers), linked_atom::value, from,
+                         self->current_sender());
       return node_hello{ctx->cfg.node, ctx->fanout, ctx->reader};
     },
     [=](user_atom, const std::string& id) -> caf::result<user_actor> {
@@ -45,10 +52,24 @@ using self_ptr = peers_actor::stateful_pointer<peers_state>;
 constexpr auto max_backoff = std::chrono::milliseconds(2000);
 constexpr auto dial_timeout = std::chrono::seconds(3);
 
-void retry_later(self_ptr self, peer_state& p) {
+void dial_later(self_ptr self, peer_state& p) {
   p.dialing = false;
   self->delayed_send(self, p.backoff, dial_atom::value, p.cfg.name);
   p.backoff = std::min(p.backoff * 2, max_backoff);
+}
+
+// A dial that did not bring the peer up: counted, and logged once per run
+// of failures (the first after start or after the link went down), so
+// that a peer that stays away, e.g. refused by TLS, is not logged every 2 s.
+void dial_failed(self_ptr self, peer_state& p, const std::string& why) {
+  auto& st = self->state;
+  if (auto* m = st.ctx->metrics->peer(p.cfg.name))
+    m->dial_failures.fetch_add(1, std::memory_order_relaxed);
+  if (!p.failing)
+    spdlog::info("{}: cannot link to peer {} at {}:{} ({}); retrying", st.ctx->cfg.node,
+                 p.cfg.name, p.cfg.host, p.cfg.port, why);
+  p.failing = true;
+  dial_later(self, p);
 }
 
 void mark(const node_context* ctx, const std::string& name, bool up) {
@@ -62,10 +83,11 @@ void on_hello(self_ptr self, const std::string& name, const directory_actor& h, 
   if (hi.node != name) {
     spdlog::error("{}: {}@{}:{} says it is {}", st.ctx->cfg.node, name, p.cfg.host, p.cfg.port,
                   hi.node);
-    retry_later(self, p);
+    dial_failed(self, p, "it is another node");
     return;
   }
   p.dialing = false;
+  p.failing = false;
   p.node = h;
   p.backoff = std::chrono::milliseconds(100);
   self->monitor(h);
@@ -84,23 +106,65 @@ void dial(self_ptr self, const std::string& name) {
   if (i == st.peers.end() || i->second.node || i->second.dialing)
     return;
   auto& p = i->second;
+  if (st.ctx->cfg.cluster_tls() && p.cfg.name < st.ctx->cfg.node) {
+    p.dialing = false;   // it dials us; linked() follows its hello
+    return;
+  }
   p.dialing = true;
-  auto mm = self->system().middleman().actor_handle();
+  // The TLS manager's middleman actor is what caf::openssl::remote_actor
+  // asks; asked with request here, no scheduler thread blocks on a dial.
+  auto& sys = self->system();
+  auto mm = st.ctx->cfg.cluster_tls() ? sys.openssl_manager().actor_handle()
+                                      : sys.middleman().actor_handle();
   self->request(mm, dial_timeout, caf::connect_atom::value, p.cfg.host, p.cfg.port)
     .then(
       [=](caf::node_id& nid, caf::strong_actor_ptr& ptr, std::set<std::string>& ifs) {
         auto& p = self->state.peers.at(name);
         // The middleman's cache may still answer with the dead node.
         if (!ptr || nid == p.last_dead || !self->system().assignable<directory_actor>(ifs)) {
-          retry_later(self, p);
+          dial_failed(self, p, ptr ? "stale or foreign actor" : "no actor published there");
           return;
         }
         auto h = caf::actor_cast<directory_actor>(ptr);
         self->request(h, dial_timeout, hello_atom::value, self->state.ctx->cfg.node)
           .then([=](node_hello& hi) { on_hello(self, name, h, hi); },
-                [=](caf::error&) { retry_later(self, self->state.peers.at(name)); });
+                [=](caf::error& err) {
+                  dial_failed(self, self->state.peers.at(name), self->system().render(err));
+                });
       },
-      [=](caf::error&) { retry_later(self, self->state.peers.at(name)); });
+      [=](caf::error& err) {
+        dial_failed(self, self->state.peers.at(name), self->system().render(err));
+      });
+}
+
+// Over TLS: peer `name` dialed us and said hello; its directory comes
+// from its peers actor `dialer` over that link, then the usual hello.
+void linked(self_ptr self, const std::string& name, const caf::strong_actor_ptr& dialer) {
+  auto& st = self->state;
+  auto i = st.peers.find(name);
+  if (i == st.peers.end() || i->second.node || i->second.dialing || !dialer)
+    return;
+  i->second.dialing = true;
+  auto failed = [=](caf::error& err) {
+    auto& p = self->state.peers.at(name);
+    p.dialing = false;   // the dialer says hello again when it redials
+    if (auto* m = self->state.ctx->metrics->peer(name))
+      m->dial_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("{}: peer {} dialed, but linking back failed ({})", self->state.ctx->cfg.node,
+                 name, self->system().render(err));
+  };
+  self->request(caf::actor_cast<peers_actor>(dialer), dial_timeout, dir_atom::value)
+    .then(
+      [=](directory_actor& h) {
+        if (!h) {
+          caf::error err = make_error(errc::internal, "no directory");
+          failed(err);
+          return;
+        }
+        self->request(h, dial_timeout, hello_atom::value, self->state.ctx->cfg.node)
+          .then([=](node_hello& hi) { on_hello(self, name, h, hi); }, failed);
+      },
+      failed);
 }
 
 void on_down(self_ptr self, const caf::down_msg& dm) {
@@ -114,7 +178,7 @@ void on_down(self_ptr self, const caf::down_msg& dm) {
     mark(st.ctx, name, false);
     spdlog::warn("{}: peer {} is down ({})", st.ctx->cfg.node, name,
                  self->system().render(dm.reason));
-    retry_later(self, p);
+    dial_later(self, p);
     return;
   }
 }
@@ -122,7 +186,7 @@ void on_down(self_ptr self, const caf::down_msg& dm) {
 } // namespace
 
 peers_actor::behavior_type peers_fun(self_ptr self, const node_context* ctx,
-                                     std::vector<peer> peers) {
+                                     std::vector<peer> peers, directory_actor own) {
   auto& st = self->state;
   st.ctx = ctx;
   log_stray_errors(self);
@@ -134,6 +198,10 @@ peers_actor::behavior_type peers_fun(self_ptr self, const node_context* ctx,
     self->send(self, dial_atom::value, kv.first);
   return {
     [=](dial_atom, const std::string& name) { dial(self, name); },
+    [=](linked_atom, const std::string& name, const caf::strong_actor_ptr& dialer) {
+      linked(self, name, dialer);
+    },
+    [=](dir_atom) { return own; },
   };
 }
 

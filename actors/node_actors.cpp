@@ -4,6 +4,8 @@
 #include <stdexcept>
 
 #include <caf/io/all.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
 
 #include "actors/api.hpp"
 #include "actors/fanout.hpp"
@@ -24,10 +26,19 @@ std::vector<peer> peers_of(const engine_config& cfg) {
 
 // Heartbeats on every node (a node that expects them drops a peer that
 // sends none): a frozen peer is seen down within the protocol's 5 s.
-void configure_middleman(caf::actor_system_config& cfg) {
+// With the cluster TLS flags, caf-openssl's manager (loaded after the
+// middleman it builds on) carries the links: a configured CA makes it
+// require and verify the peer's certificate on both ends.
+void configure_middleman(caf::actor_system_config& cfg, const engine_config& e) {
   cfg.load<caf::io::middleman>();
   cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(500)});
   cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(3)});
+  if (!e.cluster_tls())
+    return;
+  cfg.openssl_certificate = e.cluster_cert;
+  cfg.openssl_key = e.cluster_key;
+  cfg.openssl_cafile = e.cluster_ca;
+  cfg.load<caf::openssl::manager>();
 }
 
 // The node number in message ids: alone, a hash of the name (as ever); in
@@ -54,7 +65,7 @@ node_actors::node_actors(caf::actor_system_config& caf_cfg, const engine_config&
     storage::store_options{cfg.data, cfg.sync != "none", cfg.map_size_mb});
   add_message_types(caf_cfg);
   if (!cluster_->alone())
-    configure_middleman(caf_cfg);
+    configure_middleman(caf_cfg, cfg);
   sys_ = std::make_unique<caf::actor_system>(caf_cfg);
   ctx_.cfg = cfg;
   ctx_.cluster = cluster_.get();
@@ -79,14 +90,18 @@ node_actors::node_actors(caf::actor_system_config& caf_cfg, const engine_config&
   if (cluster_->alone())
     return;
   node_ = sys_->spawn(directory_fun, &ctx_);
-  auto port = sys_->middleman().publish(node_, cfg.cluster_port, cfg.cluster_host.c_str(), true);
+  auto port = cfg.cluster_tls()
+                ? caf::openssl::publish(node_, cfg.cluster_port, cfg.cluster_host.c_str(), true)
+                : sys_->middleman().publish(node_, cfg.cluster_port, cfg.cluster_host.c_str(),
+                                            true);
   if (!port) {
     auto why = sys_->render(port.error());
     stop();
     throw std::runtime_error("cluster port " + cfg.cluster_host + ":"
                              + std::to_string(cfg.cluster_port) + ": " + why);
   }
-  peers_ = sys_->spawn(peers_fun, &ctx_, peers);
+  peers_ = sys_->spawn(peers_fun, &ctx_, peers, node_);
+  sys_->registry().put(peers_registry_name, caf::actor_cast<caf::strong_actor_ptr>(peers_));
 }
 
 node_actors::~node_actors() {
@@ -121,8 +136,10 @@ void node_actors::stop() {
   stopped_ = true;
   if (plugins_)   // first: bots send no more
     plugins_->stop();
-  if (peers_)
+  if (peers_) {
+    sys_->registry().erase(peers_registry_name);
     caf::anon_send_exit(peers_, caf::exit_reason::user_shutdown);
+  }
   if (node_)
     caf::anon_send_exit(node_, caf::exit_reason::user_shutdown);
   for (auto& a : dir_->all())

@@ -16,7 +16,7 @@ struct engine_config {
   std::string jwt_secret;
   std::string jwt_secret_file;    // main() reads it into jwt_secret
   uint64_t jwt_max_ttl = 0;       // seconds exp may lie ahead of now; 0: no cap
-  bool insecure = false;          // allow --auth=none off loopback
+  bool insecure = false;          // allow --auth=none off loopback, plain cluster links off loopback
   std::string log_level = "info"; // trace | debug | info | warn | error | off
   // Abuse limits (docs/OPERATIONS.md recommends values for a public node).
   uint32_t rate_msgs = 0;         // sends per connection per second; 0: no limit
@@ -55,6 +55,13 @@ struct engine_config {
   std::string peers;                     // n1@host:port,n2@host:port,...
   uint16_t cluster_port = 0;             // this node's; 0: its own entry in peers
   std::string cluster_host = "127.0.0.1";
+  // Cluster links over TLS (CAF's caf-openssl), all three or none: this
+  // node's certificate chain and key (PEM, key unencrypted), and the CA
+  // that signs every node's certificate; peers must present one it signed.
+  std::string cluster_cert;
+  std::string cluster_key;
+  std::string cluster_ca;
+  bool cluster_tls() const { return !cluster_cert.empty(); }   // check_flags: all or none
   // Actor plugins (docs/PLUGINS.md): shared libraries loaded at start, in
   // order, and a JSON file with one object of settings per plugin name.
   std::vector<std::string> plugins;

@@ -166,6 +166,9 @@ std::string metrics::render() const {
            &peer_metrics::sent);
   per_peer("imengine_cluster_received_total", "Messages taken from the peer node.", "counter",
            &peer_metrics::received);
+  per_peer("imengine_cluster_dial_failures_total",
+           "Connects to the peer node that failed (unreachable, TLS refused, wrong node).",
+           "counter", &peer_metrics::dial_failures);
   for (const auto& p : peers) {
     // One histogram per peer (the renderer has no labels); '-' is not
     // allowed in a metric name.

@@ -60,6 +60,7 @@ struct peer_metrics {
   std::atomic<int64_t> up{0};              // gauge: 1 while connected
   std::atomic<uint64_t> sent{0};           // messages this node sent to it
   std::atomic<uint64_t> received{0};       // messages this node took from it
+  std::atomic<uint64_t> dial_failures{0};  // connects that did not bring it up (TLS refused, ...)
   // Requests to its actors (lookups, sends, reads), until the reply.
   histogram request_seconds{{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                              0.05, 0.1, 0.25, 1, 5}};

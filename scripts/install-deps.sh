@@ -2,9 +2,12 @@
 # Installs the Debian packages imengine builds and tests with. Idempotent:
 # does nothing when everything is present already.
 set -euo pipefail
+# libcaf-openssl0.17 (TLS cluster links) comes with libcaf-dev; named so
+# that a missing one is installed. openssl: the CLI the TLS tests make
+# their certificates with.
 pkgs=(build-essential cmake pkg-config ccache
-      libboost-dev libcaf-dev liblmdb-dev libmsgpack-cxx-dev doctest-dev
-      nlohmann-json3-dev libspdlog-dev libssl-dev libgoogle-perftools-dev)
+      libboost-dev libcaf-dev libcaf-openssl0.17 liblmdb-dev libmsgpack-cxx-dev doctest-dev
+      nlohmann-json3-dev libspdlog-dev libssl-dev openssl libgoogle-perftools-dev)
 # Node runs the JS client's tests (they need Node >= 20; older ones skip).
 command -v node >/dev/null || pkgs+=(nodejs)
 # --browser: Chromium too, for the browser end-to-end test (tests/e2e).

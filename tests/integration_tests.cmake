@@ -27,6 +27,13 @@ imengine_test(integration_cluster_test
   LIBS imengine_test_support imengine_core)
 add_dependencies(integration_cluster_test imengine)
 
+# Cluster links over TLS: certificates made with the openssl CLI, a rogue
+# node kept out, the start-up refusals of plain links off loopback.
+imengine_test(integration_cluster_tls_test
+  SOURCES integration_cluster_tls_test.cpp
+  LIBS imengine_test_support imengine_core)
+add_dependencies(integration_cluster_tls_test imengine)
+
 # The test support itself: free_ports, and engine_process::restart on the
 # real binary (the cluster fixture needs an engine with cluster flags).
 imengine_test(support_cluster_test SOURCES support_cluster_test.cpp LIBS imengine_test_support)

@@ -9,6 +9,7 @@
 
 #include "engine/api_auth.hpp"
 #include "engine/cluster.hpp"
+#include "engine/node/cluster_tls.hpp"
 
 #ifndef IMENGINE_VERSION
 #define IMENGINE_VERSION "unknown"
@@ -31,14 +32,51 @@ bool any_arg(int argc, char** argv, std::initializer_list<std::string_view> name
   return false;
 }
 
+// Cluster links carry every message in the clear unless TLS is on: all
+// three TLS flags or none; without them, only loopback links (or
+// --insecure). Checked before the node name so that a test can see
+// --insecure pass here and stop at a bad --node before binding anything.
+std::string check_cluster_tls(const engine_config& e, const std::vector<peer>& peers) {
+  std::string missing;
+  int given = 0;
+  for (auto [flag, value] : {std::pair{"--cluster-cert", &e.cluster_cert},
+                             std::pair{"--cluster-key", &e.cluster_key},
+                             std::pair{"--cluster-ca", &e.cluster_ca}}) {
+    if (value->empty())
+      missing += (missing.empty() ? "" : ", ") + std::string(flag);
+    else
+      ++given;
+  }
+  if (given == 3)
+    return check_cluster_tls_files(e);
+  if (given > 0)
+    return "cluster TLS needs --cluster-cert, --cluster-key and --cluster-ca: missing " + missing;
+  auto linked = std::any_of(peers.begin(), peers.end(),
+                            [&](const peer& p) { return p.name != e.node; });
+  if (!linked || e.insecure)
+    return {};
+  auto refuse = [](const std::string& what) {
+    return what + " is not loopback: cluster links would be unencrypted; pass --cluster-cert, "
+                  "--cluster-key and --cluster-ca (TLS), or --insecure";
+  };
+  if (!is_loopback_host(e.cluster_host))
+    return refuse("--cluster-host=" + e.cluster_host);
+  for (const auto& p : peers)
+    if (!is_loopback_host(p.host))
+      return refuse("--peers entry " + p.name + "@" + p.host);
+  return {};
+}
+
 // The cluster flags, checked and completed: this node's cluster port
 // comes from its own --peers entry unless given.
 std::string check_cluster(engine_config& e) {
-  if (!valid_node(e.node))
-    return "--node must be 1-32 chars of [A-Za-z0-9_-]";
   auto peers = parse_peers(e.peers);
   if (!peers)
     return peers.error().msg;
+  if (auto problem = check_cluster_tls(e, *peers); !problem.empty())
+    return problem;
+  if (!valid_node(e.node))
+    return "--node must be 1-32 chars of [A-Za-z0-9_-]";
   for (const auto& p : *peers) {
     if (p.name != e.node)
       continue;
@@ -81,7 +119,8 @@ cli_config::cli_config() {
     .add(e.jwt_secret, "jwt-secret", "HS256 secret for --auth=jwt")
     .add(e.jwt_secret_file, "jwt-secret-file", "as --jwt-secret, the secret read from this file")
     .add(e.jwt_max_ttl, "jwt-max-ttl", "seconds a token's exp may lie ahead (0: no cap)")
-    .add(e.insecure, "insecure", "allow --auth=none on a non-loopback --host")
+    .add(e.insecure, "insecure",
+         "allow --auth=none on a non-loopback --host, and cluster links without TLS off loopback")
     .add(e.log_level, "log-level", "trace | debug | info | warn | error | off")
     .add(e.sync, "sync", "full (fsync each commit) | none")
     .add(e.large_group, "large-group", "members above which groups use read diffusion")
@@ -116,6 +155,9 @@ cli_config::cli_config() {
     .add(e.peers, "peers", "cluster nodes: n1@host:port,n2@host:port,... (may include this one)")
     .add(e.cluster_port, "cluster-port", "this node's cluster port (default: its --peers entry)")
     .add(e.cluster_host, "cluster-host", "address the cluster port binds")
+    .add(e.cluster_cert, "cluster-cert", "cluster links over TLS: this node's certificate (PEM)")
+    .add(e.cluster_key, "cluster-key", "the private key of --cluster-cert (PEM, unencrypted)")
+    .add(e.cluster_ca, "cluster-ca", "the CA (PEM) that signs every node's --cluster-cert")
     .add(e.plugins, "plugins", "actor plugins to load: [\"/path/a.so\",...]")
     .add(e.plugin_config, "plugin-config", "JSON file: one settings object per plugin name");
 }

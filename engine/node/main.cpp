@@ -26,8 +26,10 @@ std::string joined(const std::vector<std::string>& xs) {
 void log_summary(const imengine::engine_config& e, uint16_t port) {
   spdlog::info("imengine {} node {}: data {}, auth {}, sync {}, listening on {}:{}",
                imengine::engine_version(), e.node, e.data, e.auth, e.sync, e.host, port);
-  spdlog::info("cluster peers: {}; plugins: {}; server API: {}",
-               e.peers.empty() ? "none" : e.peers, joined(e.plugins),
+  spdlog::info("cluster peers: {}{}; plugins: {}; server API: {}",
+               e.peers.empty() ? "none" : e.peers,
+               e.peers.empty() ? "" : e.cluster_tls() ? " (links over TLS)" : " (plain links)",
+               joined(e.plugins),
                e.api_key.empty() ? "off" : "on");
   if (e.auth == "none")
     spdlog::warn("--auth=none: any client may log in as any user{}",

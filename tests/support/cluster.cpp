@@ -92,7 +92,12 @@ std::vector<uint16_t> free_ports(size_t n) {
   return ports;
 }
 
-cluster_fixture::cluster_fixture(size_t n, std::vector<std::string> extra_args) {
+cluster_fixture::cluster_fixture(size_t n, std::vector<std::string> extra_args)
+  : cluster_fixture(n, std::move(extra_args), [](size_t) { return std::vector<std::string>{}; }) {
+}
+
+cluster_fixture::cluster_fixture(size_t n, std::vector<std::string> extra_args,
+                                 const node_args& per_node) {
   if (n == 0)
     throw std::invalid_argument("cluster_fixture: no nodes");
   cluster_ports_ = free_ports(n);
@@ -108,6 +113,8 @@ cluster_fixture::cluster_fixture(size_t n, std::vector<std::string> extra_args) 
                                   "--cluster-port=" + std::to_string(cluster_ports_[k - 1]),
                                   "--cluster-host=127.0.0.1", "--peers=" + peers_};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
+    auto own = per_node(k);
+    args.insert(args.end(), own.begin(), own.end());
     starting.push_back(std::async(std::launch::async, [dir = dirs_[k - 1]->str(),
                                                        args = std::move(args)]() mutable {
       return std::make_unique<engine_process>(dir, std::move(args));

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,9 @@ public:
   // Throws if one does not start. Does not wait for the cluster to form:
   // see wait_cluster_up.
   explicit cluster_fixture(size_t n, std::vector<std::string> extra_args = {});
+  // As above, node k also given per_node(k) (its own certificate, ...).
+  using node_args = std::function<std::vector<std::string>(size_t k)>;
+  cluster_fixture(size_t n, std::vector<std::string> extra_args, const node_args& per_node);
 
   size_t size() const { return nodes_.size(); }
   static std::string name(size_t k) { return "n" + std::to_string(k); }
