@@ -43,8 +43,10 @@ void reply_bytes(self_ptr self, std::string bytes, encoding enc, size_t slot) {
 }
 
 void reply(self_ptr self, const json& frame, encoding enc) {
-  reply_bytes(self, encode_frame(frame, enc), enc,
-              server_frame_slot(frame["t"].get_ref<const std::string&>()));
+  auto t = frame.find("t");
+  auto slot = t != frame.end() && t->is_string() ? server_frame_slot(t->get_ref<const std::string&>())
+                                                 : server_frame_types().size();
+  reply_bytes(self, encode_frame(frame, enc), enc, slot);
 }
 
 // Every close of the sink goes through here: marked closing at once, so

@@ -179,26 +179,6 @@ json cluster_json(uint16_t port) {
   return j;
 }
 
-// The value of one sample of GET /metrics: `series` is the metric name with
-// its labels exactly as rendered (`imengine_cluster_peer_up{peer="n2"}`);
-// nullopt when no such line is there.
-std::optional<uint64_t> metric(uint16_t port, const std::string& series) {
-  auto [status, body] = http_get(port, "/metrics");
-  if (status != 200)
-    return std::nullopt;
-  std::istringstream in(body);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0
-        && line[series.size()] == ' ')
-      return static_cast<uint64_t>(std::stod(line.substr(series.size() + 1)));
-  return std::nullopt;
-}
-
-std::string peer_series(const std::string& name, const std::string& peer) {
-  return name + "{peer=\"" + peer + "\"}";
-}
-
 } // namespace
 
 // ===================================================================== 0

@@ -113,24 +113,6 @@ std::string first_name(const std::string& prefix, const std::function<bool(const
   return {};
 }
 
-// One sample of GET /metrics (`series` with its labels as rendered).
-std::optional<uint64_t> metric(uint16_t port, const std::string& series) {
-  auto [status, body] = http_get(port, "/metrics");
-  if (status != 200)
-    return std::nullopt;
-  std::istringstream in(body);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0
-        && line[series.size()] == ' ')
-      return static_cast<uint64_t>(std::stod(line.substr(series.size() + 1)));
-  return std::nullopt;
-}
-
-std::string peer_series(const std::string& name, const std::string& peer) {
-  return name + "{peer=\"" + peer + "\"}";
-}
-
 // Polls node k's failed dials to `peer` until at least `n` more than
 // `since` have been counted; false at the deadline.
 bool wait_dial_failures(cluster_fixture& cl, size_t k, const std::string& peer, uint64_t since,

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -169,14 +170,21 @@ bool wait_metric(uint16_t port, const std::string& text, std::chrono::millisecon
   }
 }
 
-double metric_value(const std::string& exposition, const std::string& name) {
-  auto line = "\n" + name + " ";
-  auto at = exposition.find(line);
-  return at == std::string::npos ? -1.0 : std::stod(exposition.substr(at + line.size()));
+std::optional<uint64_t> metric(const std::string& exposition, const std::string& series) {
+  std::istringstream in(exposition);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0
+        && line[series.size()] == ' ')
+      return static_cast<uint64_t>(std::stod(line.substr(series.size() + 1)));
+  return std::nullopt;
 }
 
-double metric_value(uint16_t port, const std::string& name) {
-  return metric_value(http_get(port, "/metrics").second, name);
+std::optional<uint64_t> metric(uint16_t port, const std::string& series) {
+  auto [status, body] = http_get(port, "/metrics");
+  if (status != 200)
+    return std::nullopt;
+  return metric(body, series);
 }
 
 namespace {

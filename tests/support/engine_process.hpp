@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,10 +66,16 @@ std::pair<int, std::string> http_get(uint16_t port, const std::string& target);
 // Polls GET /metrics until it contains `text` or the deadline passes.
 bool wait_metric(uint16_t port, const std::string& text,
                  std::chrono::milliseconds deadline = 5000ms);
-// The value of an unlabeled sample `name` in a /metrics text, or of the
-// engine's /metrics now; -1 when absent.
-double metric_value(const std::string& exposition, const std::string& name);
-double metric_value(uint16_t port, const std::string& name);
+// One sample of a /metrics text, or of the engine's /metrics now:
+// `series` is the name with its labels as rendered
+// (`imengine_cluster_peer_up{peer="n2"}`); nullopt when absent. Values
+// are truncated to integers.
+std::optional<uint64_t> metric(const std::string& exposition, const std::string& series);
+std::optional<uint64_t> metric(uint16_t port, const std::string& series);
+// The series of a per-peer metric: name{peer="..."}.
+inline std::string peer_series(const std::string& name, const std::string& peer) {
+  return name + "{peer=\"" + peer + "\"}";
+}
 
 // Predicates for ws_client::wait_for.
 inline auto is_type(std::string t) {
