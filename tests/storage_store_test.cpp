@@ -418,3 +418,23 @@ TEST_CASE("mute is kept with the user's positions; an older record reads as not 
   CHECK_FALSE(old->muted);
   CHECK(old->read_seq == 3);
 }
+
+// Found by fuzz/record_fuzz: a damaged record claiming 2^32 elements made
+// msgpack allocate them up front (128 GB). A plain build's malloc refuses
+// that and the decoder returns nullopt anyway; under scripts/test-asan.sh
+// the allocation aborts the test, so there this fails without the fix.
+TEST_CASE("a damaged record claiming more elements than it has bytes is refused without allocating them") {
+  using namespace imengine::storage;
+  const std::string huge_array("\xdd\xff\xff\xff\xff", 5);
+  const std::string huge_map("\x92\x01\xdf\xff\xff\xff\xff", 7);
+  CHECK_FALSE(decode_message(huge_array));
+  CHECK_FALSE(decode_conv_meta(huge_array));
+  CHECK_FALSE(decode_user_meta(huge_map));
+  // The limit leaves real records alone.
+  user_meta m;
+  m.last_iseq = 9;
+  m.acked = {{"d1", 3}, {"d2", 9}};
+  auto back = decode_user_meta(encode(m));
+  REQUIRE(back);
+  CHECK(back->acked == m.acked);
+}
