@@ -816,7 +816,9 @@ void load_state(self_ptr self) {
 // No message for --actor-idle-s: stop if nothing lives only here (every
 // seq committed and in every inbox, the watermark stored, no request,
 // verdict, lookup or remote interest pending). The next use spawns a
-// fresh actor that reads the same state back from LMDB.
+// fresh actor that reads the same state back from LMDB. A request whose
+// sender looked this actor up just before the retirement meets a stopped
+// actor and is answered `unavailable`, which clients retry (by cmid).
 void stop_if_idle(self_ptr self) {
   auto& st = self->state;
   bool settled = st.assigned == st.committed && st.fanout_persisted == st.committed
