@@ -118,11 +118,8 @@ std::string metrics::render() const {
     out += "imengine_errors_total{code=\"" + std::string(to_string(code)) + "\"} "
            + std::to_string(errors[i].load(std::memory_order_relaxed)) + "\n";
   }
-  header(out, "imengine_refused_total",
-         "Requests and connections refused by the HTTP layer, by reason.", "counter");
-  for (size_t i = 0; i < refused.size(); ++i)
-    out += "imengine_refused_total{reason=\"" + std::string(to_string(static_cast<refusal>(i)))
-           + "\"} " + std::to_string(refused[i].load(std::memory_order_relaxed)) + "\n";
+  refused.render(out, "imengine_refused_total",
+                 "Requests and connections refused by the HTTP layer, by reason.");
   sample(out, "imengine_messages_accepted_total", "Messages committed by send/send_batch.",
          "counter", messages_accepted);
   sample(out, "imengine_duplicates_total", "Resends answered with dup:true.", "counter",

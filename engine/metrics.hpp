@@ -88,9 +88,9 @@ struct metrics {
   }
   // Requests and connections the HTTP layer turned away, by reason;
   // rendered with a `reason` label, one line per reason.
-  std::array<std::atomic<uint64_t>, refusal_count> refused{};
+  labeled_counter refused{"reason", refusal_names(), false};
   void count_refused(refusal r) noexcept {
-    refused[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+    refused.add(static_cast<size_t>(r));
   }
   std::atomic<uint64_t> messages_accepted{0};   // committed by a send/send_batch
   std::atomic<uint64_t> duplicates{0};          // resends answered with dup:true

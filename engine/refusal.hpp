@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <string_view>
+#include <vector>
 
 namespace imengine {
 
@@ -32,6 +33,17 @@ constexpr std::string_view to_string(refusal r) noexcept {
     case refusal::body_too_large: return "body_too_large";
   }
   return "unknown";
+}
+
+// Every reason's name, in enum order (the metric's label values).
+inline const std::vector<std::string_view>& refusal_names() {
+  static const std::vector<std::string_view> names = [] {
+    std::vector<std::string_view> v;
+    for (size_t i = 0; i < refusal_count; ++i)
+      v.push_back(to_string(static_cast<refusal>(i)));
+    return v;
+  }();
+  return names;
 }
 
 } // namespace imengine
