@@ -130,6 +130,8 @@ uint16_t node::start() {
   opts.handshake_timeout = std::chrono::milliseconds(d.cfg.handshake_timeout_ms);
   opts.allowed_origins = d.cfg.allowed_origins;
   opts.metrics_loopback = !d.cfg.metrics_require_token;
+  opts.tls_cert = d.cfg.tls_cert;
+  opts.tls_key = d.cfg.tls_key;
   net::http_handlers http;
   auto* stats = d.actors->context().metrics;
   http.refused = [stats](refusal r) { stats->count_refused(r); };
