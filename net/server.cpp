@@ -107,6 +107,10 @@ void server::stop_accepting() {
   });
 }
 
+write_queues server::queued_frames() const {
+  return impl_->shared->queued();
+}
+
 void server::close_all(uint16_t code) {
   impl_->shared->for_each_on_strand(
     [code](ws_conn& s) { s.start_close(code, code == 1001 ? "going away" : "closed"); });

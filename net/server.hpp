@@ -84,6 +84,13 @@ std::optional<tls_problem> check_tls(const std::string& cert, const std::string&
 using open_handler =
   std::function<std::shared_ptr<frame_handler>(std::shared_ptr<frame_sink>)>;
 
+// Frames accepted for sending on open WebSockets and not yet written:
+// all of them, and the most on one connection.
+struct write_queues {
+  size_t frames = 0;
+  size_t longest = 0;
+};
+
 // HTTP and WebSocket on one port, plain or TLS: GET /healthz, GET /metrics, GET /
 // (the browser demo client), and the WebSocket upgrade at /ws.
 class server {
@@ -102,6 +109,9 @@ public:
 
   // Closes every open WebSocket with this code (1001: going away).
   void close_all(uint16_t code = 1001);
+
+  // Any thread.
+  write_queues queued_frames() const;
 
   // Stops accepting, closes everything, joins the io threads. Idempotent.
   void stop();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -96,11 +97,27 @@ struct server_shared {
   struct entry {
     std::weak_ptr<ws_conn> session;
     std::weak_ptr<const boost::asio::any_io_executor> strand;
+    // Frames queued on it, read from any thread (see session_sink).
+    std::shared_ptr<const std::atomic<size_t>> backlog;
   };
 
-  void add(const std::shared_ptr<ws_conn>& s, const strand_box& strand) {
+  void add(const std::shared_ptr<ws_conn>& s, const strand_box& strand,
+           std::shared_ptr<const std::atomic<size_t>> backlog) {
     std::lock_guard<std::mutex> guard(mtx_);
-    sessions_.emplace(s.get(), entry{s, strand});
+    sessions_.emplace(s.get(), entry{s, strand, std::move(backlog)});
+  }
+
+  // Summed when /metrics is read, not kept up to date per frame: the
+  // write path pays nothing for it.
+  write_queues queued() {
+    write_queues q;
+    std::lock_guard<std::mutex> guard(mtx_);
+    for (const auto& [_, e] : sessions_) {
+      auto n = e.backlog->load(std::memory_order_relaxed);
+      q.frames += n;
+      q.longest = std::max(q.longest, n);
+    }
+    return q;
   }
 
   void remove(const ws_conn* s) {

@@ -82,7 +82,7 @@ ws_session<Stream>::~ws_session() {
 
 template <class Stream>
 void ws_session<Stream>::run(http::request<http::string_body> req) {
-  shared_->add(shared_from_this(), strand_);
+  shared_->add(shared_from_this(), strand_, backlog_);
   websocket::stream_base::timeout t{};
   t.handshake_timeout = std::chrono::seconds(10);   // also bounds the closing handshake
   // Beast pings after half the idle time and fails the stream when the

@@ -13,6 +13,7 @@
 #include "actors/messages.hpp"
 #include "actors/node_actors.hpp"
 #include "engine/api_auth.hpp"
+#include "engine/metrics.hpp"
 #include "engine/node/cli.hpp"
 #include "engine/node/memory.hpp"
 #include "engine/node/process_metrics.hpp"
@@ -142,6 +143,13 @@ uint16_t node::start() {
     };
   http.metrics = [&d] {
     auto out = d.actors->render_metrics();
+    auto queues = d.server->queued_frames();   // the server answers: it exists
+    render_gauge(out, "imengine_ws_queued_frames",
+                 "frames accepted for open WebSockets and not yet written",
+                 static_cast<double>(queues.frames));
+    render_gauge(out, "imengine_ws_queue_longest",
+                 "the most frames queued on one WebSocket",
+                 static_cast<double>(queues.longest));
     render_process_metrics(out, engine_version());
     return out;
   };
