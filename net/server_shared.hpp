@@ -13,11 +13,11 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
 
-namespace boost::asio::ssl {
-class context;
-}
-
 #include "net/server.hpp"
+
+namespace boost::asio::ssl {
+class context;   // net/tls.hpp; only held here
+}
 
 namespace imengine::net {
 

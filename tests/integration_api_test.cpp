@@ -544,7 +544,7 @@ TEST_CASE("--api-key-file: the key from the file; unreadable or empty exits 2") 
           .status
         == 401);
   auto exit_code = [&](const std::string& flags) {
-    auto cmd = std::string(IMENGINE_BINARY) + " --port=0 --data=" + data.str() + "/other "
+    auto cmd = engine_binary() + " --port=0 --data=" + data.str() + "/other "
                + flags + " >/dev/null 2>&1";
     auto status = std::system(cmd.c_str());
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -99,7 +99,7 @@ std::string quoted(const std::string& s) {
 // its exit code and what it wrote to stderr.
 std::pair<int, std::string> run_to_exit(const temp_dir& dir, const std::string& flags) {
   auto err = dir.str() + "/stderr";
-  auto cmd = std::string("timeout 20 ") + IMENGINE_BINARY + " --port=0 --data=" + dir.str()
+  auto cmd = "timeout 20 " + engine_binary() + " --port=0 --data=" + dir.str()
              + "/data " + flags + " >/dev/null 2>" + err;
   auto status = std::system(cmd.c_str());
   std::ifstream in(err);

@@ -15,8 +15,6 @@ foreach(name session dm bad_input heartbeat crash read_state groups rooms superv
   add_dependencies(integration_${name}_test imengine)
 endforeach()
 
-# The server API's test runs the binary itself too, to see flags refused.
-target_compile_definitions(integration_api_test PRIVATE IMENGINE_BINARY="$<TARGET_FILE:imengine>")
 # The ops test starts a node on the shipped example config.
 target_compile_definitions(integration_ops_test PRIVATE
   IMENGINE_EXAMPLE_CONFIG="${PROJECT_SOURCE_DIR}/examples/imengine.conf")
@@ -55,7 +53,6 @@ imengine_test(integration_plugins_test
 add_dependencies(integration_plugins_test imengine misbehaving other_api echo_bot word_filter
                  offline_push webhook)
 target_compile_definitions(integration_plugins_test PRIVATE
-  IMENGINE_BINARY="$<TARGET_FILE:imengine>"
   MISBEHAVING_PLUGIN="$<TARGET_FILE:misbehaving>"
   OTHER_API_PLUGIN="$<TARGET_FILE:other_api>"
   ECHO_BOT_PLUGIN="$<TARGET_FILE:echo_bot>"

@@ -12,6 +12,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -22,6 +23,14 @@
 #endif
 
 namespace imengine::testing {
+
+const std::string& engine_binary() {
+  static const std::string path = [] {
+    const char* env = std::getenv("IMENGINE_BIN");
+    return std::string(env && *env ? env : IMENGINE_BINARY);
+  }();
+  return path;
+}
 
 engine_process::engine_process(const std::string& data_dir, std::vector<std::string> args)
   : data_dir_(data_dir), args_(std::move(args)) {
@@ -38,7 +47,7 @@ void engine_process::start() {
   int out[2];
   if (pipe(out) != 0)
     throw std::runtime_error("pipe failed");
-  std::vector<std::string> argv_s{IMENGINE_BINARY, "--host=127.0.0.1", "--port=0",
+  std::vector<std::string> argv_s{engine_binary(), "--host=127.0.0.1", "--port=0",
                                   "--data=" + data_dir_};
   argv_s.insert(argv_s.end(), args_.begin(), args_.end());
   // Built before fork: the child of a threaded parent must not allocate.
@@ -255,7 +264,7 @@ json send_frame(const std::string& conv, const std::string& cmid, const std::str
 }
 
 command_result run_engine_command(const std::string& args, int timeout_s) {
-  auto cmd = "timeout " + std::to_string(timeout_s) + " " + IMENGINE_BINARY + " " + args + " 2>&1";
+  auto cmd = "timeout " + std::to_string(timeout_s) + " " + engine_binary() + " " + args + " 2>&1";
   command_result r;
   FILE* out = ::popen(cmd.c_str(), "r");
   if (!out)

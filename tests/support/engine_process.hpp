@@ -21,6 +21,10 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 
 
+// The engine executable the tests run: $IMENGINE_BIN when set (e.g. an
+// ASan build of it, scripts/test-asan.sh), else the one built beside them.
+const std::string& engine_binary();
+
 class engine_process {
 public:
   // Starts `imengine --port=0 --data=<data_dir> <args...>` and waits (with a
