@@ -141,6 +141,7 @@ uint16_t node::start() {
   http.metrics = [&d] {
     auto out = d.actors->render_metrics();
     render_process_metrics(out, engine_version());
+    render_heap_metrics(out);
     return out;
   };
   http.cluster = [&d] {
