@@ -12,6 +12,7 @@
 #include "actors/connection.hpp"
 #include "actors/messages.hpp"
 #include "actors/node_actors.hpp"
+#include "actors/shrink.hpp"
 #include "engine/api_auth.hpp"
 #include "engine/node/cli.hpp"
 #include "engine/node/memory.hpp"
@@ -88,6 +89,7 @@ struct node::impl {
     return std::make_shared<connection_bridge>(conn, [this](const connection_actor& c) {
       std::lock_guard<std::mutex> guard(conns_mtx);
       conns.erase(c.address());
+      shrink_if_sparse(conns);
       conns_gone.notify_all();
     });
   }
