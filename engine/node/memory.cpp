@@ -2,12 +2,22 @@
 
 #include <malloc.h>
 
+#include <cstdint>
 #include <utility>
 
 #include "engine/metrics.hpp"
 
 #ifdef IMENGINE_WITH_TCMALLOC
 #include <gperftools/malloc_extension_c.h>
+#endif
+#ifdef IMENGINE_WITH_JEMALLOC
+#include <jemalloc/jemalloc.h>
+
+// jemalloc's defaults for this binary (MALLOC_CONF overrides them): a
+// background thread returns dirty pages after 1 s, at once as far as the
+// OS goes (no muzzy stage), so a storm's memory goes without our asking.
+// (Declared extern "C" by jemalloc.h.)
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
 #endif
 
 namespace imengine {
@@ -18,6 +28,14 @@ namespace {
 size_t tcmalloc_property(const char* name) {
   size_t v = 0;
   return MallocExtension_GetNumericProperty(name, &v) ? v : 0;
+}
+#endif
+
+#ifdef IMENGINE_WITH_JEMALLOC
+// A jemalloc statistic, as of the last "epoch" refresh.
+size_t jemalloc_stat(const char* name) {
+  size_t v = 0, len = sizeof v;
+  return mallctl(name, &v, &len, nullptr, 0) == 0 ? v : 0;
 }
 #endif
 
@@ -61,15 +79,18 @@ memory_releaser::~memory_releaser() {
 }
 
 void memory_releaser::release() {
-#ifdef IMENGINE_WITH_TCMALLOC
+#if defined(IMENGINE_WITH_TCMALLOC)
   MallocExtension_ReleaseFreeMemory();
+#elif defined(IMENGINE_WITH_JEMALLOC)
+  static_assert(MALLCTL_ARENAS_ALL == 4096, "arena.4096: every arena");
+  mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
 #else
   malloc_trim(0);
 #endif
 }
 
 void render_heap_metrics(std::string& out) {
-#ifdef IMENGINE_WITH_TCMALLOC
+#if defined(IMENGINE_WITH_TCMALLOC)
   render_gauge(out, "imengine_heap_allocated_bytes", "Bytes in live heap allocations.",
                static_cast<double>(tcmalloc_property("generic.current_allocated_bytes")));
   render_gauge(out, "imengine_heap_free_bytes",
@@ -82,6 +103,17 @@ void render_heap_metrics(std::string& out) {
                                  std::pair{"transfer", "tcmalloc.transfer_cache_free_bytes"}})
     out += std::string("imengine_heap_cached_bytes{cache=\"") + cache + "\"} "
            + std::to_string(tcmalloc_property(property)) + "\n";
+#elif defined(IMENGINE_WITH_JEMALLOC)
+  uint64_t epoch = 1;   // refreshes the statistics
+  size_t len = sizeof epoch;
+  mallctl("epoch", &epoch, &len, &epoch, len);
+  auto allocated = jemalloc_stat("stats.allocated");
+  render_gauge(out, "imengine_heap_allocated_bytes", "Bytes in live heap allocations.",
+               static_cast<double>(allocated));
+  // Resident but not allocated: free pages not yet purged, and metadata.
+  auto resident = jemalloc_stat("stats.resident");
+  render_gauge(out, "imengine_heap_free_bytes", "Bytes the allocator holds resident (at most), not allocated.",
+               static_cast<double>(resident > allocated ? resident - allocated : 0));
 #else
   auto mi = mallinfo2();
   render_gauge(out, "imengine_heap_allocated_bytes", "Bytes in live heap allocations.",

@@ -25,7 +25,7 @@ public:
   memory_releaser(const memory_releaser&) = delete;
   memory_releaser& operator=(const memory_releaser&) = delete;
 
-  // Releases now (also without tcmalloc: glibc's malloc_trim).
+  // Releases now (jemalloc: purges every arena; glibc: malloc_trim).
   static void release();
 
 private:
