@@ -33,6 +33,10 @@ struct engine_config {
   std::string metrics_token;
   std::string metrics_token_file; // main() reads it into metrics_token
   bool metrics_require_token = false;
+  // TLS for clients: both PEM files given, the port serves wss:// and
+  // https:// only.
+  std::string tls_cert;
+  std::string tls_key;
   std::string sync = "full";      // full | none
   uint32_t large_group = 500;
   uint32_t retransmit_ms = 3000;

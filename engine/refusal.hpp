@@ -17,9 +17,10 @@ enum class refusal : unsigned char {
   uri_too_long,       // request target too long: 414
   header_too_large,   // header section too large: 431
   body_too_large,     // body over the limit: 413
+  tls_handshake,      // TLS handshake failed (e.g. plain HTTP on a TLS port): closed
 };
 
-inline constexpr size_t refusal_count = static_cast<size_t>(refusal::body_too_large) + 1;
+inline constexpr size_t refusal_count = static_cast<size_t>(refusal::tls_handshake) + 1;
 
 constexpr std::string_view to_string(refusal r) noexcept {
   switch (r) {
@@ -31,6 +32,7 @@ constexpr std::string_view to_string(refusal r) noexcept {
     case refusal::uri_too_long: return "uri_too_long";
     case refusal::header_too_large: return "header_too_large";
     case refusal::body_too_large: return "body_too_large";
+    case refusal::tls_handshake: return "tls_handshake";
   }
   return "unknown";
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -56,9 +57,10 @@ bool is_loopback(const tcp::endpoint& ep) {
 // that answers. Were the server gone already (node::stop stops the actors
 // first, so it is not), the session would be leaked rather than
 // destroyed without its io_context.
+template <class Session>
 class api_answer {
 public:
-  api_answer(std::shared_ptr<http_session> s, std::shared_ptr<io_gate> gate)
+  api_answer(std::shared_ptr<Session> s, std::shared_ptr<io_gate> gate)
     : session_(std::move(s)), gate_(std::move(gate)) {}
   api_answer(const api_answer&) = delete;
   api_answer& operator=(const api_answer&) = delete;
@@ -78,44 +80,67 @@ public:
       });
     });
     if (!posted)
-      new std::shared_ptr<http_session>(std::move(s));   // see above: leaked on purpose
+      new std::shared_ptr<Session>(std::move(s));   // see above: leaked on purpose
   }
 
 private:
-  std::shared_ptr<http_session> session_;
+  std::shared_ptr<Session> session_;
   std::shared_ptr<io_gate> gate_;
   std::atomic<bool> answered_{false};
 };
 
 } // namespace
 
-http_session::http_session(tcp::socket&& socket, std::shared_ptr<server_shared> shared)
-  : stream_(std::move(socket)), shared_(std::move(shared)) {
+template <class Stream>
+http_session<Stream>::http_session(Stream&& stream, std::shared_ptr<server_shared> shared)
+  : stream_(std::move(stream)), shared_(std::move(shared)) {
   beast::error_code ec;
-  auto peer = stream_.socket().remote_endpoint(ec);
+  auto peer = tcp().socket().remote_endpoint(ec);
   loopback_peer_ = !ec && is_loopback(peer);
 }
 
-void http_session::run() {
+template <class Stream>
+void http_session<Stream>::run() {
   // Start on the session's strand: the socket was accepted onto it.
-  asio::dispatch(stream_.get_executor(),
-                 beast::bind_front_handler(&http_session::do_read, shared_from_this()));
+  if constexpr (std::is_same_v<Stream, tls_stream>) {
+    tcp().expires_after(shared_->opts.handshake_timeout);
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      self->stream_.async_handshake(
+        asio::ssl::stream_base::server,
+        beast::bind_front_handler(&http_session::on_handshake, self));
+    });
+  } else {
+    asio::dispatch(stream_.get_executor(),
+                   beast::bind_front_handler(&http_session::do_read, this->shared_from_this()));
+  }
 }
 
-void http_session::do_read() {
+template <class Stream>
+void http_session<Stream>::on_handshake(beast::error_code ec) {
+  if (ec) {   // e.g. plain HTTP on the TLS port: closed without an answer
+    shared_->count(ec == beast::error::timeout ? refusal::handshake_timeout
+                                               : refusal::tls_handshake);
+    return fail(ec, "tls handshake");
+  }
+  do_read();
+}
+
+template <class Stream>
+void http_session<Stream>::do_read() {
   parser_.emplace();
   // Checked against Content-Length before the body is read, and as a
   // chunked body arrives.
   parser_->body_limit(shared_->opts.max_body);
   parser_->header_limit(static_cast<std::uint32_t>(shared_->opts.max_header));
   // One deadline for the whole request, however slowly its bytes come.
-  stream_.expires_after(shared_->opts.handshake_timeout);
+  tcp().expires_after(shared_->opts.handshake_timeout);
   http::async_read_header(stream_, buffer_, *parser_,
                           beast::bind_front_handler(&http_session::on_header,
-                                                    shared_from_this()));
+                                                    this->shared_from_this()));
 }
 
-void http_session::on_header(beast::error_code ec, std::size_t bytes) {
+template <class Stream>
+void http_session<Stream>::on_header(beast::error_code ec, std::size_t bytes) {
   if (ec)
     return on_read(ec, bytes);   // a body over the limit is known from the header
   const auto& req = parser_->get();
@@ -124,23 +149,23 @@ void http_session::on_header(beast::error_code ec, std::size_t bytes) {
   if (parser_->is_done() || !beast::iequals(req[http::field::expect], "100-continue"))
     return read_body();
   http::async_write(stream_, continue_,
-                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                    [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                       if (ec)
                         return fail(ec, "http write");
                       self->read_body();
                     });
 }
 
-void http_session::read_body() {
+template <class Stream>
+void http_session<Stream>::read_body() {
   http::async_read(stream_, buffer_, *parser_,
-                   beast::bind_front_handler(&http_session::on_read, shared_from_this()));
+                   beast::bind_front_handler(&http_session::on_read, this->shared_from_this()));
 }
 
-void http_session::on_read(beast::error_code ec, std::size_t) {
-  if (ec == http::error::end_of_stream) {
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    return;
-  }
+template <class Stream>
+void http_session<Stream>::on_read(beast::error_code ec, std::size_t) {
+  if (ec == http::error::end_of_stream)
+    return end_output();
   if (ec == http::error::body_limit)
     return refuse_body(parser_->get());
   if (ec == http::error::header_limit)
@@ -167,7 +192,8 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
 // Checked before Beast's accept, in this order: a malformed request
 // (400), one from a page we do not serve (403), then capacity (503). A
 // refused upgrade closes the connection: the client would not reuse it.
-void http_session::upgrade(const request& req) {
+template <class Stream>
+void http_session<Stream>::upgrade(const request& req) {
   if (!valid_ws_key(req[http::field::sec_websocket_key]))
     return refuse(http::status::bad_request, refusal::bad_key,
                   "Sec-WebSocket-Key must be base64 of 16 bytes\n", false);
@@ -180,13 +206,14 @@ void http_session::upgrade(const request& req) {
   if (!shared_->take_slot())
     return refuse(http::status::service_unavailable, refusal::max_conns,
                   "too many connections\n", false);
-  stream_.expires_never();   // the WebSocket keeps its own timeouts
-  std::make_shared<ws_session>(stream_.release_socket(), shared_)->run(parser_->release());
+  tcp().expires_never();   // the WebSocket keeps its own timeouts
+  std::make_shared<ws_session<Stream>>(std::move(stream_), shared_)->run(parser_->release());
 }
 
 // A request line the parser could not finish within the limit is a long
 // target (414), else the fields are too large (431).
-void http_session::refuse_header() {
+template <class Stream>
+void http_session<Stream>::refuse_header() {
   auto target = parser_->get().target();
   if (target.empty() || target.size() > shared_->opts.max_target)
     return refuse(http::status::uri_too_long, refusal::uri_too_long, "URI too long\n", true);
@@ -194,7 +221,8 @@ void http_session::refuse_header() {
          "request header fields too large\n", true);
 }
 
-void http_session::refuse(http::status status, refusal why, const char* body, bool unread) {
+template <class Stream>
+void http_session<Stream>::refuse(http::status status, refusal why, const char* body, bool unread) {
   shared_->count(why);
   close_after_ = true;
   unread_ = unread;
@@ -209,7 +237,8 @@ void http_session::refuse(http::status status, refusal why, const char* body, bo
   write();
 }
 
-void http_session::reply(const request& req, http::status status, const char* type,
+template <class Stream>
+void http_session<Stream>::reply(const request& req, http::status status, const char* type,
                          std::string body) {
   res_ = {};
   res_.result(status);
@@ -221,14 +250,16 @@ void http_session::reply(const request& req, http::status status, const char* ty
   res_.prepare_payload();
 }
 
-void http_session::write() {
-  stream_.expires_after(idle_timeout);
+template <class Stream>
+void http_session<Stream>::write() {
+  tcp().expires_after(idle_timeout);
   http::async_write(stream_, res_,
-                    beast::bind_front_handler(&http_session::on_write, shared_from_this(),
+                    beast::bind_front_handler(&http_session::on_write, this->shared_from_this(),
                                               res_.need_eof()));
 }
 
-void http_session::respond(const request& req) {
+template <class Stream>
+void http_session<Stream>::respond(const request& req) {
   auto target = req.target();
   if (req.method() != http::verb::get)
     reply(req, http::status::method_not_allowed, "text/plain", "method not allowed\n");
@@ -251,7 +282,8 @@ void http_session::respond(const request& req) {
     reply(req, http::status::not_found, "text/plain", "not found\n");
 }
 
-bool http_session::may_read_metrics(const request& req) const {
+template <class Stream>
+bool http_session<Stream>::may_read_metrics(const request& req) const {
   if (loopback_peer_ && shared_->opts.metrics_loopback)
     return true;
   const auto& authorized = shared_->http.metrics_authorized;
@@ -260,7 +292,8 @@ bool http_session::may_read_metrics(const request& req) const {
 
 // The key first: without it a request learns nothing, not even whether
 // its body was too large, and reaches no handler.
-void http_session::serve_api(request& req) {
+template <class Stream>
+void http_session<Stream>::serve_api(request& req) {
   const auto& handlers = shared_->http;
   if (!handlers.api) {
     reply(req, http::status::not_found, "application/json",
@@ -282,18 +315,20 @@ void http_session::serve_api(request& req) {
   }
   api_request r{std::string(req.method_string()), std::string(req.target()),
                 std::move(req.body())};
-  stream_.expires_never();   // the handler's own timeouts bound the wait
-  auto answer = std::make_shared<api_answer>(shared_from_this(), shared_->gate);
+  tcp().expires_never();   // the handler's own timeouts bound the wait
+  auto answer = std::make_shared<api_answer<http_session>>(this->shared_from_this(), shared_->gate);
   handlers.api(std::move(r), [answer](api_response res) { answer->deliver(std::move(res)); });
 }
 
-void http_session::answer_api(api_response r) {
+template <class Stream>
+void http_session<Stream>::answer_api(api_response r) {
   auto& req = parser_->get();
   reply(req, static_cast<http::status>(r.status), "application/json", std::move(r.body));
   write();
 }
 
-void http_session::refuse_body(const request& req) {
+template <class Stream>
+void http_session<Stream>::refuse_body(const request& req) {
   close_after_ = true;   // the body is still on its way: no next request
   unread_ = true;
   if (is_api(req)) {
@@ -305,31 +340,49 @@ void http_session::refuse_body(const request& req) {
   write();
 }
 
-void http_session::on_write(bool close, beast::error_code ec, std::size_t) {
+template <class Stream>
+void http_session<Stream>::on_write(bool close, beast::error_code ec, std::size_t) {
   if (ec)
     return fail(ec, "http write");
-  if (close) {
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    if (unread_)
-      linger();
-    return;
-  }
+  if (close)
+    return end_output();
   do_read();
+}
+
+template <class Stream>
+void http_session<Stream>::end_output() {
+  auto fin = [self = this->shared_from_this()] {
+    beast::error_code ec;
+    self->tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (self->unread_)
+      self->linger();
+  };
+  if constexpr (std::is_same_v<Stream, tls_stream>) {
+    // close_notify first; bounded, as a peer may never answer it.
+    tcp().expires_after(linger_timeout);
+    stream_.async_shutdown([fin](beast::error_code) { fin(); });
+  } else {
+    fin();
+  }
 }
 
 // A refused body may still be arriving: closing now would reset the
 // connection, and a reset can discard the 413 before the client reads
 // it. Read and drop the rest (bounded in bytes and time) until the
 // client closes.
-void http_session::linger() {
-  stream_.expires_after(linger_timeout);
-  stream_.async_read_some(
+template <class Stream>
+void http_session<Stream>::linger() {
+  tcp().expires_after(linger_timeout);
+  tcp().async_read_some(   // raw bytes, TLS or not: they are dropped
     asio::buffer(drain_),
-    [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+    [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
       self->drained_ += n;
       if (!ec && self->drained_ < linger_limit)
         self->linger();
     });
 }
+
+template class http_session<plain_stream>;
+template class http_session<tls_stream>;
 
 } // namespace imengine::net

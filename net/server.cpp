@@ -9,6 +9,7 @@
 
 #include "net/server_shared.hpp"
 #include "net/session.hpp"
+#include "net/tls.hpp"
 
 namespace imengine::net {
 
@@ -37,7 +38,11 @@ struct server::impl {
         // the peer's delayed ACK (40 ms per sync page, measured).
         beast::error_code opt_ec;
         s.set_option(tcp::no_delay(true), opt_ec);
-        std::make_shared<http_session>(std::move(s), shared)->run();
+        if (shared->tls)
+          std::make_shared<http_session<tls_stream>>(
+            tls_stream(plain_stream(std::move(s)), *shared->tls), shared)->run();
+        else
+          std::make_shared<http_session<plain_stream>>(plain_stream(std::move(s)), shared)->run();
       }
       do_accept();
     });
@@ -71,6 +76,8 @@ uint16_t server::start() {
     throw std::system_error(static_cast<std::error_code>(ec),
                               std::string(what) + " " + opts.host + ":" + std::to_string(opts.port));
   };
+  if (!opts.tls_cert.empty() || !opts.tls_key.empty())
+    d.shared->tls = make_tls_context(opts.tls_cert, opts.tls_key);   // throws
   auto address = asio::ip::make_address(opts.host, ec);
   check("bad address");
   tcp::endpoint ep{address, opts.port};
@@ -100,9 +107,13 @@ void server::stop_accepting() {
   });
 }
 
+write_queues server::queued_frames() const {
+  return impl_->shared->queued();
+}
+
 void server::close_all(uint16_t code) {
   impl_->shared->for_each_on_strand(
-    [code](ws_session& s) { s.start_close(code, code == 1001 ? "going away" : "closed"); });
+    [code](ws_conn& s) { s.start_close(code, code == 1001 ? "going away" : "closed"); });
 }
 
 void server::stop() {
@@ -117,7 +128,7 @@ void server::stop() {
   // Closing handshakes get a moment; peers that do not answer are cut off,
   // which reports their on_close at once.
   if (!d.shared->wait_empty(std::chrono::milliseconds(1500))) {
-    d.shared->for_each_on_strand([](ws_session& s) { s.abort(); });
+    d.shared->for_each_on_strand([](ws_conn& s) { s.abort(); });
     d.shared->wait_empty(std::chrono::milliseconds(500));
   }
   // Plain HTTP connections are not tracked: they just go with the context.

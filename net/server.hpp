@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +46,10 @@ struct server_options {
   // Whether loopback peers may read /metrics and /cluster without the
   // token; false when a reverse proxy on this host makes every peer local.
   bool metrics_loopback = true;
+  // PEM files: both set, the port serves TLS only (wss://, https://);
+  // both empty, plain. start() throws when they do not load.
+  std::string tls_cert;   // certificate chain, leaf first
+  std::string tls_key;
   unsigned threads = 1;                      // io threads
 };
 
@@ -65,13 +70,28 @@ struct http_handlers {
   std::function<void(api_request, std::function<void(api_response)>)> api;
 };
 
+// What server::start would find wrong with a TLS certificate chain and
+// key (PEM files): nullopt when both load and match.
+struct tls_problem {
+  bool in_key = false;   // false: the certificate
+  std::string why;
+};
+std::optional<tls_problem> check_tls(const std::string& cert, const std::string& key);
+
 // Called for each accepted WebSocket (on an io thread); returns the handler
 // that receives its frames. The sink stays valid as long as it is held, but
 // sends to a closed connection are dropped.
 using open_handler =
   std::function<std::shared_ptr<frame_handler>(std::shared_ptr<frame_sink>)>;
 
-// Plain HTTP and WebSocket on one port: GET /healthz, GET /metrics, GET /
+// Frames accepted for sending on open WebSockets and not yet written:
+// all of them, and the most on one connection.
+struct write_queues {
+  size_t frames = 0;
+  size_t longest = 0;
+};
+
+// HTTP and WebSocket on one port, plain or TLS: GET /healthz, GET /metrics, GET /
 // (the browser demo client), and the WebSocket upgrade at /ws.
 class server {
 public:
@@ -89,6 +109,9 @@ public:
 
   // Closes every open WebSocket with this code (1001: going away).
   void close_all(uint16_t code = 1001);
+
+  // Any thread.
+  write_queues queued_frames() const;
 
   // Stops accepting, closes everything, joins the io threads. Idempotent.
   void stop();

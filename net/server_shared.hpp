@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -12,11 +13,15 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
 
+namespace boost::asio::ssl {
+class context;
+}
+
 #include "net/server.hpp"
 
 namespace imengine::net {
 
-class ws_session;
+class ws_conn;
 
 // A strand executor must not outlive its io_context (destroying the last
 // copy touches the context's strand service), yet sinks live as long as the
@@ -67,6 +72,8 @@ struct server_shared {
   server_options opts;
   open_handler on_open;
   http_handlers http;
+  // Set when the port serves TLS (server_options::tls_cert/tls_key).
+  std::shared_ptr<boost::asio::ssl::context> tls;
   std::shared_ptr<io_gate> gate = std::make_shared<io_gate>();
 
   void count(refusal r) const {
@@ -88,16 +95,32 @@ struct server_shared {
   void give_slot() { open_slots_.fetch_sub(1, std::memory_order_relaxed); }
 
   struct entry {
-    std::weak_ptr<ws_session> session;
+    std::weak_ptr<ws_conn> session;
     std::weak_ptr<const boost::asio::any_io_executor> strand;
+    // Frames queued on it, read from any thread (see session_sink).
+    std::shared_ptr<const std::atomic<size_t>> backlog;
   };
 
-  void add(const std::shared_ptr<ws_session>& s, const strand_box& strand) {
+  void add(const std::shared_ptr<ws_conn>& s, const strand_box& strand,
+           std::shared_ptr<const std::atomic<size_t>> backlog) {
     std::lock_guard<std::mutex> guard(mtx_);
-    sessions_.emplace(s.get(), entry{s, strand});
+    sessions_.emplace(s.get(), entry{s, strand, std::move(backlog)});
   }
 
-  void remove(const ws_session* s) {
+  // Summed when /metrics is read, not kept up to date per frame: the
+  // write path pays nothing for it.
+  write_queues queued() {
+    write_queues q;
+    std::lock_guard<std::mutex> guard(mtx_);
+    for (const auto& [_, e] : sessions_) {
+      auto n = e.backlog->load(std::memory_order_relaxed);
+      q.frames += n;
+      q.longest = std::max(q.longest, n);
+    }
+    return q;
+  }
+
+  void remove(const ws_conn* s) {
     std::lock_guard<std::mutex> guard(mtx_);
     if (sessions_.erase(s) > 0 && sessions_.empty())
       empty_.notify_all();
@@ -133,7 +156,7 @@ private:
   std::atomic<size_t> open_slots_{0};
   std::mutex mtx_;
   std::condition_variable empty_;
-  std::unordered_map<const ws_session*, entry> sessions_;
+  std::unordered_map<const ws_conn*, entry> sessions_;
 };
 
 } // namespace imengine::net

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include <boost/asio/ssl/error.hpp>
 #include <spdlog/spdlog.h>
 
 #include "net/server_shared.hpp"
@@ -18,7 +19,7 @@ namespace {
 // once its gate is shut they drop what they are given.
 class session_sink : public frame_sink {
 public:
-  session_sink(std::weak_ptr<ws_session> s, std::weak_ptr<const asio::any_io_executor> strand,
+  session_sink(std::weak_ptr<ws_conn> s, std::weak_ptr<const asio::any_io_executor> strand,
                std::shared_ptr<io_gate> gate, std::shared_ptr<std::atomic<size_t>> backlog)
     : session_(std::move(s)), strand_(std::move(strand)), gate_(std::move(gate)),
       backlog_(std::move(backlog)) {}
@@ -48,7 +49,7 @@ public:
   size_t backlog() const override { return backlog_->load(); }
 
 private:
-  std::weak_ptr<ws_session> session_;
+  std::weak_ptr<ws_conn> session_;
   std::weak_ptr<const asio::any_io_executor> strand_;
   std::shared_ptr<io_gate> gate_;
   std::shared_ptr<std::atomic<size_t>> backlog_;
@@ -59,25 +60,29 @@ private:
 void fail(beast::error_code ec, const char* what) {
   // These only say that the connection is gone, which the caller handles.
   if (ec == asio::error::operation_aborted || ec == websocket::error::closed
-      || ec == asio::error::eof || ec == beast::error::timeout)
+      || ec == asio::error::eof || ec == beast::error::timeout
+      || ec == asio::ssl::error::stream_truncated)   // a TLS peer gone without close_notify
     return;
   spdlog::debug("net: {}: {}", what, ec.message());
 }
 
-ws_session::ws_session(tcp::socket&& socket, std::shared_ptr<server_shared> shared)
-  : ws_(std::move(socket)), shared_(std::move(shared)),
+template <class Stream>
+ws_session<Stream>::ws_session(Stream&& stream, std::shared_ptr<server_shared> shared)
+  : ws_(std::move(stream)), shared_(std::move(shared)),
     strand_(std::make_shared<const asio::any_io_executor>(ws_.get_executor())),
     backlog_(std::make_shared<std::atomic<size_t>>(0)) {
 }
 
-ws_session::~ws_session() {
+template <class Stream>
+ws_session<Stream>::~ws_session() {
   shared_->remove(this);
   if (slot_)   // never finished: destroyed with the io_context
     shared_->give_slot();
 }
 
-void ws_session::run(http::request<http::string_body> req) {
-  shared_->add(shared_from_this(), strand_);
+template <class Stream>
+void ws_session<Stream>::run(http::request<http::string_body> req) {
+  shared_->add(shared_from_this(), strand_, backlog_);
   websocket::stream_base::timeout t{};
   t.handshake_timeout = std::chrono::seconds(10);   // also bounds the closing handshake
   // Beast pings after half the idle time and fails the stream when the
@@ -89,10 +94,11 @@ void ws_session::run(http::request<http::string_body> req) {
     res.set(http::field::server, "imengine");
   }));
   ws_.read_message_max(shared_->opts.read_limit);
-  ws_.async_accept(req, beast::bind_front_handler(&ws_session::on_accept, shared_from_this()));
+  ws_.async_accept(req, beast::bind_front_handler(&ws_session<Stream>::on_accept, me()));
 }
 
-void ws_session::on_accept(beast::error_code ec) {
+template <class Stream>
+void ws_session<Stream>::on_accept(beast::error_code ec) {
   if (ec) {
     fail(ec, "ws accept");
     return finish();
@@ -104,11 +110,13 @@ void ws_session::on_accept(beast::error_code ec) {
   do_read();
 }
 
-void ws_session::do_read() {
-  ws_.async_read(buffer_, beast::bind_front_handler(&ws_session::on_read, shared_from_this()));
+template <class Stream>
+void ws_session<Stream>::do_read() {
+  ws_.async_read(buffer_, beast::bind_front_handler(&ws_session<Stream>::on_read, me()));
 }
 
-void ws_session::on_read(beast::error_code ec, std::size_t) {
+template <class Stream>
+void ws_session<Stream>::on_read(beast::error_code ec, std::size_t) {
   if (ec) {
     fail(ec, "ws read");
     return finish();
@@ -121,7 +129,8 @@ void ws_session::on_read(beast::error_code ec, std::size_t) {
   do_read();
 }
 
-void ws_session::enqueue(frame_bytes data, bool binary) {
+template <class Stream>
+void ws_session<Stream>::enqueue(frame_bytes data, bool binary) {
   if (closing_ || finished_) {
     backlog_->fetch_sub(1);
     return;
@@ -135,7 +144,7 @@ void ws_session::enqueue(frame_bytes data, bool binary) {
     // A peer that stopped reading never takes the close frame either: if
     // the close has not finished soon, cut the connection.
     close_timer_.expires_after(std::chrono::seconds(2));
-    close_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    close_timer_.async_wait([self = me()](beast::error_code ec) {
       if (!ec && !self->finished_)
         self->abort();
     });
@@ -145,7 +154,8 @@ void ws_session::enqueue(frame_bytes data, bool binary) {
     do_write();
 }
 
-void ws_session::drop_queue() {
+template <class Stream>
+void ws_session<Stream>::drop_queue() {
   // The frame being written stays: its completion handler pops it.
   size_t keep = writing_ ? 1 : 0;
   if (queue_.size() > keep) {
@@ -154,15 +164,17 @@ void ws_session::drop_queue() {
   }
 }
 
-void ws_session::do_write() {
+template <class Stream>
+void ws_session<Stream>::do_write() {
   writing_ = true;
   auto& front = queue_.front();
   ws_.binary(front.second);
   ws_.async_write(asio::buffer(*front.first),
-                  beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
+                  beast::bind_front_handler(&ws_session<Stream>::on_write, me()));
 }
 
-void ws_session::on_write(beast::error_code ec, std::size_t) {
+template <class Stream>
+void ws_session<Stream>::on_write(beast::error_code ec, std::size_t) {
   writing_ = false;
   queue_.pop_front();
   backlog_->fetch_sub(1);
@@ -177,7 +189,8 @@ void ws_session::on_write(beast::error_code ec, std::size_t) {
     do_close();
 }
 
-void ws_session::start_close(uint16_t code, std::string reason) {
+template <class Stream>
+void ws_session<Stream>::start_close(uint16_t code, std::string reason) {
   if (closing_ || finished_)
     return;
   closing_ = true;
@@ -187,25 +200,28 @@ void ws_session::start_close(uint16_t code, std::string reason) {
     do_close();
 }
 
-void ws_session::do_close() {
+template <class Stream>
+void ws_session<Stream>::do_close() {
   if (close_sent_ || finished_)
     return;
   close_sent_ = true;
   websocket::close_reason cr(static_cast<websocket::close_code>(close_code_), close_reason_);
-  ws_.async_close(cr, [self = shared_from_this()](beast::error_code ec) {
+  ws_.async_close(cr, [self = me()](beast::error_code ec) {
     if (ec)
       fail(ec, "ws close");
     self->finish();
   });
 }
 
-void ws_session::abort() {
+template <class Stream>
+void ws_session<Stream>::abort() {
   finish();
   beast::error_code ec;
   beast::get_lowest_layer(ws_).socket().close(ec);   // pending ops end as aborted
 }
 
-void ws_session::finish() {
+template <class Stream>
+void ws_session<Stream>::finish() {
   if (finished_)
     return;
   finished_ = true;
@@ -218,5 +234,8 @@ void ws_session::finish() {
     handler_->on_close();
   handler_.reset();
 }
+
+template class ws_session<plain_stream>;
+template class ws_session<tls_stream>;
 
 } // namespace imengine::net

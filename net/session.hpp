@@ -14,7 +14,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 #include "net/server.hpp"
 
@@ -26,31 +28,50 @@ namespace websocket = beast::websocket;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
+// The two transports one port may serve: each session type below is
+// instantiated for both (session.cpp, http.cpp), the code written once.
+using plain_stream = beast::tcp_stream;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
 struct server_shared;
 
 // Logs a failed operation, except the ones that only mean "closed".
 void fail(beast::error_code ec, const char* what);
 
+// What the registry and the frame sinks see of a WebSocket connection,
+// whatever its transport. Strand-only, like the session itself.
+class ws_conn : public std::enable_shared_from_this<ws_conn> {
+public:
+  virtual ~ws_conn() = default;
+  // Queue a frame / begin a close after the queued frames.
+  virtual void enqueue(frame_bytes data, bool binary) = 0;
+  virtual void start_close(uint16_t code, std::string reason) = 0;
+  // Strand-only (or once no io thread runs): drops the connection at once,
+  // without a closing handshake, and reports on_close now.
+  virtual void abort() = 0;
+};
+
 // One WebSocket connection, on its own strand: reads frames into its
 // frame_handler, writes queued frames one at a time, closes with a code.
-class ws_session : public std::enable_shared_from_this<ws_session> {
+template <class Stream>
+class ws_session : public ws_conn {
 public:
   // Holds one of the server's WebSocket slots (server_shared::take_slot,
   // taken by the caller) until it finishes.
-  ws_session(tcp::socket&& socket, std::shared_ptr<server_shared> shared);
-  ~ws_session();
+  ws_session(Stream&& stream, std::shared_ptr<server_shared> shared);
+  ~ws_session() override;
 
   // Accepts the upgrade request read by the HTTP session.
   void run(http::request<http::string_body> req);
 
-  // Strand-only: queue a frame / begin a close after the queued frames.
-  void enqueue(frame_bytes data, bool binary);
-  void start_close(uint16_t code, std::string reason);
-  // Strand-only (or once no io thread runs): drops the connection at once,
-  // without a closing handshake, and reports on_close now.
-  void abort();
+  void enqueue(frame_bytes data, bool binary) override;
+  void start_close(uint16_t code, std::string reason) override;
+  void abort() override;
 
 private:
+  std::shared_ptr<ws_session> me() {
+    return std::static_pointer_cast<ws_session>(shared_from_this());
+  }
   void on_accept(beast::error_code ec);
   void do_read();
   void on_read(beast::error_code ec, std::size_t bytes);
@@ -60,7 +81,7 @@ private:
   void drop_queue();
   void finish();   // once: unregister, drop the queue, on_close
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   std::shared_ptr<server_shared> shared_;
   // Our strand, shared weakly with the sinks (see server_shared.hpp).
   std::shared_ptr<const asio::any_io_executor> strand_;
@@ -80,13 +101,14 @@ private:
   std::string close_reason_;
 };
 
-// Reads plain HTTP requests (keep-alive): answers /healthz, /metrics and /,
-// serves the server API under /api/ (key and size checked here, the
-// answer from the http_handlers' api callback), 404 for anything else,
-// and hands an upgrade at /ws over to a ws_session.
-class http_session : public std::enable_shared_from_this<http_session> {
+// Reads HTTP requests (keep-alive; over TLS after its handshake): answers
+// /healthz, /metrics and /, serves the server API under /api/ (key and
+// size checked here, the answer from the http_handlers' api callback), 404
+// for anything else, and hands an upgrade at /ws over to a ws_session.
+template <class Stream>
+class http_session : public std::enable_shared_from_this<http_session<Stream>> {
 public:
-  http_session(tcp::socket&& socket, std::shared_ptr<server_shared> shared);
+  http_session(Stream&& stream, std::shared_ptr<server_shared> shared);
   void run();
 
   // Strand-only: writes the answer to the API request being served.
@@ -97,6 +119,8 @@ public:
 private:
   using request = http::request<http::string_body>;
 
+  beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream_); }
+  void on_handshake(beast::error_code ec);   // TLS only
   void do_read();
   // The header first: a client that sent `Expect: 100-continue` waits for
   // the interim 100 before it sends the body (RFC 9110, 10.1.1).
@@ -104,6 +128,7 @@ private:
   void read_body();
   void on_read(beast::error_code ec, std::size_t bytes);
   void on_write(bool close, beast::error_code ec, std::size_t bytes);
+  void end_output();   // our side done: FIN (after close_notify over TLS), then maybe linger
   void respond(const request& req);   // fills res_
   void serve_api(request& req);       // answers now, or later through answer_api
   void refuse_body(const request& req);   // a body over max_body: 413
@@ -117,7 +142,7 @@ private:
   void write();
   void linger();   // after a refused body: drain what the client still sends, then close
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   std::shared_ptr<server_shared> shared_;
   beast::flat_buffer buffer_;
   // A fresh parser per request: its body limit is per message.
@@ -131,5 +156,10 @@ private:
   std::array<char, 4096> drain_{};
   size_t drained_ = 0;
 };
+
+extern template class ws_session<plain_stream>;
+extern template class ws_session<tls_stream>;
+extern template class http_session<plain_stream>;
+extern template class http_session<tls_stream>;
 
 } // namespace imengine::net

@@ -6,13 +6,17 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <openssl/ssl.h>
 
 namespace imengine::net {
 
@@ -22,17 +26,10 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using json = nlohmann::json;
 
-struct ws_client::impl {
-  // io side: touched only by the io thread once it runs.
-  asio::io_context ioc{1};
-  websocket::stream<beast::tcp_stream> ws{ioc};
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
-  std::thread thread;
-  beast::flat_buffer buffer;
-  std::deque<std::pair<std::string, bool>> out;   // written one at a time
-  bool writing = false;
+namespace {
 
-  // Caller side, under mtx.
+// The caller side: what the public members read, under mtx.
+struct client_state {
   mutable std::mutex mtx;
   std::condition_variable cv;
   std::deque<std::pair<json, bool>> in;   // (frame, binary)
@@ -43,13 +40,84 @@ struct ws_client::impl {
   std::atomic<size_t> pings{0};
   std::atomic<int64_t> next_req{1'000'000};   // clear of small hand-written reqs
   std::atomic<bool> stopped{false};   // io thread stopped (frozen or destroyed)
+};
 
-  static json decode(const std::string& data, bool binary) {
-    try {
-      return binary ? json::from_msgpack(data) : json::parse(data);
-    } catch (const std::exception&) {
-      return json(data);
-    }
+// The io side, whatever the transport.
+struct client_io {
+  virtual ~client_io() = default;
+  virtual void write(std::string data, bool binary) = 0;
+  virtual void stop_io() = 0;
+  virtual void drop() = 0;   // closes the socket
+  virtual void pause() = 0;
+  virtual void resume() = 0;
+  virtual void close() = 0;  // starts a closing handshake
+};
+
+json decode(const std::string& data, bool binary) {
+  try {
+    return binary ? json::from_msgpack(data) : json::parse(data);
+  } catch (const std::exception&) {
+    return json(data);
+  }
+}
+
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+std::unique_ptr<asio::ssl::context> client_context(const std::optional<ws_client::tls_options>& tls) {
+  if (!tls)
+    return nullptr;
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  if (tls->ca_file.empty()) {
+    ctx->set_verify_mode(asio::ssl::verify_none);
+  } else {
+    ctx->load_verify_file(tls->ca_file);
+    ctx->set_verify_mode(asio::ssl::verify_peer);
+  }
+  return ctx;
+}
+
+template <class Stream>
+struct basic_io final : client_io {
+  client_state& st;
+  // io side: touched only by the io thread once it runs.
+  asio::io_context ioc{1};
+  std::unique_ptr<asio::ssl::context> ctx;   // TLS only; before the stream
+  websocket::stream<Stream> ws;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
+  std::thread thread;
+  beast::flat_buffer buffer;
+  std::deque<std::pair<std::string, bool>> out;   // written one at a time
+  bool writing = false;
+  bool paused = false;    // io thread only
+  bool reading = false;   // io thread only
+
+  static constexpr bool tls = std::is_same_v<Stream, tls_stream>;
+
+  static websocket::stream<Stream> make_stream(asio::io_context& ioc, asio::ssl::context* ctx) {
+    if constexpr (tls)
+      return websocket::stream<Stream>(ioc, *ctx);
+    else
+      return websocket::stream<Stream>(ioc);
+  }
+
+  basic_io(client_state& s, const std::optional<ws_client::tls_options>& t)
+    : st(s), ctx(client_context(t)), ws(make_stream(ioc, ctx.get())) {}
+
+  ~basic_io() override {
+    stop_io();
+    drop();
+  }
+
+  void start() {
+    // Beast answers pings by itself while a read is pending; we only count.
+    ws.control_callback([this](websocket::frame_type kind, beast::string_view) {
+      if (kind == websocket::frame_type::ping)
+        st.pings++;
+    });
+    guard.emplace(ioc.get_executor());
+    do_read();
+    thread = std::thread([this] { ioc.run(); });
   }
 
   void connect(const std::string& host, uint16_t port, const std::string& path) {
@@ -59,14 +127,7 @@ struct ws_client::impl {
     beast::error_code result;
     bool done = false;
     const char* step = "connect";
-    stream.expires_after(std::chrono::seconds(10));
-    stream.async_connect(endpoints, [&](beast::error_code ec, const tcp::endpoint&) {
-      if ((result = ec)) {
-        done = true;
-        return;
-      }
-      stream.expires_never();   // from here on the websocket's own timeouts
-      stream.socket().set_option(tcp::no_delay(true));
+    auto upgrade = [&] {
       websocket::stream_base::timeout t{};
       t.handshake_timeout = std::chrono::seconds(10);
       t.idle_timeout = websocket::stream_base::none();   // the server pings, we answer
@@ -78,6 +139,30 @@ struct ws_client::impl {
                            result = ec;
                            done = true;
                          });
+    };
+    stream.expires_after(std::chrono::seconds(10));
+    stream.async_connect(endpoints, [&](beast::error_code ec, const tcp::endpoint&) {
+      if ((result = ec)) {
+        done = true;
+        return;
+      }
+      stream.socket().set_option(tcp::no_delay(true));
+      if constexpr (tls) {
+        step = "TLS handshake";
+        stream.expires_after(std::chrono::seconds(10));
+        ws.next_layer().async_handshake(asio::ssl::stream_base::client,
+                                        [&](beast::error_code ec) {
+                                          if ((result = ec)) {
+                                            done = true;
+                                            return;
+                                          }
+                                          stream.expires_never();
+                                          upgrade();
+                                        });
+      } else {
+        stream.expires_never();   // from here on the websocket's own timeouts
+        upgrade();
+      }
     });
     // Not run(): a failed handshake leaves the stream's timer armed.
     while (!done && ioc.run_one() > 0) {
@@ -90,24 +175,21 @@ struct ws_client::impl {
                                + std::to_string(port) + path + " failed: " + result.message());
   }
 
-  bool paused = false;    // io thread only
-  bool reading = false;   // io thread only
-
   void do_read() {
     reading = true;
     ws.async_read(buffer, [this](beast::error_code ec, std::size_t) {
-      std::lock_guard<std::mutex> g(mtx);
+      std::lock_guard<std::mutex> g(st.mtx);
       if (ec) {
-        closed = true;
+        st.closed = true;
         if (ec == websocket::error::closed)
-          code = static_cast<uint16_t>(ws.reason().code);
-        cv.notify_all();
+          st.code = static_cast<uint16_t>(ws.reason().code);
+        st.cv.notify_all();
         return;
       }
-      in.emplace_back(decode(beast::buffers_to_string(buffer.data()), ws.got_binary()),
-                      ws.got_binary());
+      st.in.emplace_back(decode(beast::buffers_to_string(buffer.data()), ws.got_binary()),
+                         ws.got_binary());
       buffer.consume(buffer.size());
-      cv.notify_all();
+      st.cv.notify_all();
       if (paused)
         reading = false;   // resume() reads on
       else
@@ -115,7 +197,7 @@ struct ws_client::impl {
     });
   }
 
-  void write(std::string data, bool binary) {
+  void write(std::string data, bool binary) override {
     asio::post(ioc, [this, data = std::move(data), binary]() mutable {
       out.emplace_back(std::move(data), binary);
       if (!writing)
@@ -136,46 +218,87 @@ struct ws_client::impl {
     });
   }
 
-  void stop_io() {
-    if (stopped.exchange(true))
+  void stop_io() override {
+    if (st.stopped.exchange(true))
       return;
     guard.reset();
     ioc.stop();
     if (thread.joinable())
       thread.join();
   }
+
+  void drop() override {
+    beast::error_code ec;
+    beast::get_lowest_layer(ws).socket().close(ec);
+  }
+
+  void pause() override {
+    asio::post(ioc, [this] { paused = true; });
+  }
+
+  void resume() override {
+    asio::post(ioc, [this] {
+      paused = false;
+      if (!reading)
+        do_read();
+    });
+  }
+
+  void close() override {
+    asio::post(ioc, [this] {
+      ws.async_close(websocket::close_code::normal, [this](beast::error_code ec) {
+        // The close reply is read by the close operation, not by our read.
+        std::lock_guard<std::mutex> g(st.mtx);
+        if (!ec && !st.code)
+          st.code = static_cast<uint16_t>(ws.reason().code);
+        st.closed = true;
+        st.cv.notify_all();
+      });
+    });
+  }
+};
+
+template <class Stream>
+std::unique_ptr<client_io> open_io(client_state& st, const std::string& host, uint16_t port,
+                                   const std::string& path,
+                                   const std::optional<ws_client::tls_options>& tls) {
+  auto io = std::make_unique<basic_io<Stream>>(st, tls);
+  try {
+    io->connect(host, port, path);
+  } catch (const boost::system::system_error& e) {   // resolve, CA file
+    throw std::runtime_error(std::string("ws_client: cannot connect: ") + e.what());
+  }
+  io->start();
+  return io;
+}
+
+} // namespace
+
+struct ws_client::impl : client_state {
+  std::unique_ptr<client_io> io;   // destroyed first: it refers to the state
 };
 
 ws_client::ws_client(const std::string& host, uint16_t port, const std::string& path)
+  : ws_client(host, port, path, std::nullopt) {}
+
+ws_client::ws_client(const std::string& host, uint16_t port, const std::string& path,
+                     std::optional<tls_options> tls)
   : impl_(std::make_unique<impl>()) {
-  auto& d = *impl_;
-  try {
-    d.connect(host, port, path);
-  } catch (const boost::system::system_error& e) {   // resolve
-    throw std::runtime_error(std::string("ws_client: cannot connect: ") + e.what());
-  }
-  // Beast answers pings by itself while a read is pending; we only count.
-  d.ws.control_callback([&d](websocket::frame_type kind, beast::string_view) {
-    if (kind == websocket::frame_type::ping)
-      d.pings++;
-  });
-  d.guard.emplace(d.ioc.get_executor());
-  d.do_read();
-  d.thread = std::thread([&d] { d.ioc.run(); });
+  auto& st = static_cast<client_state&>(*impl_);
+  impl_->io = tls ? open_io<tls_stream>(st, host, port, path, tls)
+                  : open_io<beast::tcp_stream>(st, host, port, path, tls);
 }
 
 ws_client::~ws_client() {
-  impl_->stop_io();
-  beast::error_code ec;
-  beast::get_lowest_layer(impl_->ws).socket().close(ec);
+  impl_->io.reset();   // stops the io thread, drops the connection
 }
 
 void ws_client::send_text(std::string s) {
-  impl_->write(std::move(s), false);
+  impl_->io->write(std::move(s), false);
 }
 
 void ws_client::send_binary(std::string s) {
-  impl_->write(std::move(s), true);
+  impl_->io->write(std::move(s), true);
 }
 
 void ws_client::send(const json& frame) {
@@ -264,39 +387,23 @@ size_t ws_client::pings_received() const {
 }
 
 void ws_client::pause() {
-  auto& d = *impl_;
-  asio::post(d.ioc, [&d] { d.paused = true; });
+  impl_->io->pause();
 }
 
 void ws_client::resume() {
-  auto& d = *impl_;
-  asio::post(d.ioc, [&d] {
-    d.paused = false;
-    if (!d.reading)
-      d.do_read();
-  });
+  impl_->io->resume();
 }
 
 void ws_client::freeze() {
   // With the io thread gone the socket stays open and nobody reads it: the
   // kernel still takes the server's bytes, but no pong ever goes back.
-  impl_->stop_io();
+  impl_->io->stop_io();
 }
 
 void ws_client::close() {
-  auto& d = *impl_;
-  if (d.stopped)
+  if (impl_->stopped)
     return;
-  asio::post(d.ioc, [&d] {
-    d.ws.async_close(websocket::close_code::normal, [&d](beast::error_code ec) {
-      // The close reply is read by the close operation, not by our read.
-      std::lock_guard<std::mutex> g(d.mtx);
-      if (!ec && !d.code)
-        d.code = static_cast<uint16_t>(d.ws.reason().code);
-      d.closed = true;
-      d.cv.notify_all();
-    });
-  });
+  impl_->io->close();
   wait_closed(ms(2000));
 }
 

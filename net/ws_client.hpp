@@ -20,9 +20,18 @@ public:
   using json = nlohmann::json;
   using ms = std::chrono::milliseconds;
 
+  // wss://: TLS 1.2 or later. With a CA file the server's chain must
+  // verify against it (the host name is not checked); without, anything
+  // is accepted (tests against a self-signed certificate).
+  struct tls_options {
+    std::string ca_file;
+  };
+
   // Connects and completes the handshake (10 s at most each); throws
   // std::runtime_error, e.g. when the server declines the upgrade.
   ws_client(const std::string& host, uint16_t port, const std::string& path = "/ws");
+  ws_client(const std::string& host, uint16_t port, const std::string& path,
+            std::optional<tls_options> tls);
   ~ws_client();
   ws_client(const ws_client&) = delete;
   ws_client& operator=(const ws_client&) = delete;

@@ -10,15 +10,13 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <optional>
-#include <sstream>
 #include <thread>
 
 #include "engine/cluster.hpp"
 #include "tests/support/cluster.hpp"
+#include "tests/support/pki.hpp"
 
 using namespace imengine::testing;
 using std::chrono::steady_clock;
@@ -29,34 +27,19 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-// Runs a shell command (the openssl CLI); fails the case unless it exits 0.
-void sh(const std::string& cmd) {
-  auto full = cmd + " >/dev/null 2>&1";
-  INFO(cmd);
-  REQUIRE(std::system(full.c_str()) == 0);
-}
-
-// A throwaway PKI in a temp dir: ca.pem signs n1..n3 (<name>.pem with
-// <name>.key); rogue-ca.pem signs rogue.pem/rogue.key. rogue-bundle.pem
-// trusts both CAs, so that a rogue node accepts the good nodes'
-// certificates and it is the good side that must refuse the rogue's.
-struct pki {
-  temp_dir dir;
-
-  pki() {
-    write("ext.cnf", "basicConstraints=CA:FALSE\n"
-                     "keyUsage=digitalSignature,keyEncipherment\n"
-                     "extendedKeyUsage=serverAuth,clientAuth\n");
+// The cluster's PKI: ca.pem signs n1..n3; rogue-ca.pem signs rogue.pem.
+// rogue-bundle.pem trusts both CAs, so that a rogue node accepts the good
+// nodes' certificates and it is the good side that must refuse the rogue's.
+struct cluster_pki : pki {
+  cluster_pki() {
     make_ca("ca", "imengine test cluster CA");
     make_ca("rogue-ca", "another CA");
     for (auto name : {"n1", "n2", "n3"})
       make_cert(name, "ca");
     make_cert("rogue", "rogue-ca");
-    std::ofstream(path("rogue-bundle.pem")) << read("rogue-ca.pem") << read("ca.pem");
+    write("rogue-bundle.pem", read("rogue-ca.pem") + read("ca.pem"));
     write("not-pem.pem", "this is not a certificate\n");
   }
-
-  std::string path(const std::string& file) const { return (dir.path / file).string(); }
 
   // The TLS flags of a node with certificate `cert` trusting `ca`.
   std::vector<std::string> flags(const std::string& cert, const std::string& ca = "ca") const {
@@ -68,26 +51,6 @@ struct pki {
     for (auto& f : flags(cert, ca))
       out += " " + f;
     return out;
-  }
-
-private:
-  std::string read(const std::string& file) const {
-    std::ifstream in(path(file));
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  }
-  void write(const std::string& file, const std::string& text) {
-    std::ofstream(path(file)) << text;
-  }
-  void make_ca(const std::string& name, const std::string& cn) {
-    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
-       " -subj '/CN=" + cn + "' -keyout " + path(name + ".key") + " -out " + path(name + ".pem"));
-  }
-  void make_cert(const std::string& name, const std::string& ca) {
-    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj '/CN=" + name
-       + "' -keyout " + path(name + ".key") + " -out " + path(name + ".csr"));
-    sh("openssl x509 -req -days 2 -in " + path(name + ".csr") + " -CA " + path(ca + ".pem")
-       + " -CAkey " + path(ca + ".key") + " -CAcreateserial -CAserial " + path(ca + ".srl")
-       + " -extfile " + path("ext.cnf") + " -out " + path(name + ".pem"));
   }
 };
 
@@ -151,7 +114,7 @@ void refused(const std::string& args, const std::string& part) {
 } // namespace
 
 TEST_CASE("two nodes over TLS: a dm sent on node 1 reaches its peer on node 2") {
-  pki certs;
+  cluster_pki certs;
   // Every hop crosses: alice (owned by n2) is on n1, bob (owned by n1) on n2.
   const std::vector<std::string> nodes{"n1", "n2"};
   auto alice_name = first_name("alice", [&](auto& u) { return owner_among(nodes, u) == "n2"; });
@@ -177,7 +140,7 @@ TEST_CASE("two nodes over TLS: a dm sent on node 1 reaches its peer on node 2") 
 }
 
 TEST_CASE("over TLS a node killed and restarted links again, whichever end dials") {
-  pki certs;
+  cluster_pki certs;
   cluster_fixture cl(2, {}, [&](size_t k) { return certs.flags(cluster_fixture::name(k)); });
   REQUIRE(cl.wait_cluster_up());
   // n2 is dialed (n1 < n2): it links back after n1's hello; n1 dials.
@@ -192,7 +155,7 @@ TEST_CASE("over TLS a node killed and restarted links again, whichever end dials
 }
 
 TEST_CASE("a node whose certificate another CA signed is refused by the cluster's nodes") {
-  pki certs;
+  cluster_pki certs;
   // n1 and n3 have certificates of the cluster's CA; n2 has the rogue one
   // and trusts both CAs, so only the good nodes' checks can keep it out.
   cluster_fixture cl(3, {}, [&](size_t k) {
@@ -235,7 +198,7 @@ TEST_CASE("a node whose certificate another CA signed is refused by the cluster'
 
 TEST_CASE("cluster links off loopback need the TLS flags or --insecure") {
   temp_dir dir;
-  pki certs;
+  cluster_pki certs;
   auto ports = free_ports(2);
   auto data = " --data=" + dir.str();
   auto peers = " --peers=n1@127.0.0.1:" + std::to_string(ports[0]) + ",n2@127.0.0.1:"
@@ -268,7 +231,7 @@ TEST_CASE("cluster links off loopback need the TLS flags or --insecure") {
 
 TEST_CASE("the TLS flags: all three, readable, and fitting together") {
   temp_dir dir;
-  pki certs;
+  cluster_pki certs;
   auto data = " --data=" + dir.str();
   auto cert = " --cluster-cert=" + certs.path("n1.pem");
   auto key = " --cluster-key=" + certs.path("n1.key");

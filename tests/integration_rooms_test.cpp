@@ -5,6 +5,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <map>
 #include <set>
 
@@ -202,13 +204,18 @@ TEST_CASE("a room reader whose queue stays over the hard limit is closed; the ro
   bob->freeze();
   // prio 1 is never held back: enough of it overflows any queue
   const std::string body(1000, 'p');
+  uint64_t longest_seen = 0;   // bob's write queue, as /metrics shows it
   for (int i = 0; i < 400 && !wait_metric(engine.port(), "imengine_connections_open 1\n", 0ms); ++i) {
     json batch{{"t", "send_batch"}, {"conv", "r:firehose"}, {"msgs", json::array()}};
     for (int j = 0; j < 50; ++j)
       batch["msgs"].push_back({{"cmid", std::to_string(i) + "-" + std::to_string(j)}, {"body", body}, {"prio", 1}});
     REQUIRE(alice->request(batch, 10000ms)["t"] == "ack_batch");
+    longest_seen = std::max(longest_seen, metric(engine.port(), "imengine_ws_queue_longest").value_or(0));
   }
   CHECK(wait_metric(engine.port(), "imengine_connections_open 1\n", 10000ms));   // bob is gone
+  CHECK(longest_seen > 256);   // frames piled up behind the frozen reader
+  // His queue went with him; alice's is empty once her answers are written.
+  CHECK(wait_metric(engine.port(), "imengine_ws_queued_frames 0\n", 10000ms));
   CHECK(alice->request({{"t", "ping"}})["t"] == "pong");
   auto h = alice->request({{"t", "history"}, {"conv", "r:firehose"}, {"before", UINT64_MAX >> 1}, {"limit", 1}});
   CHECK(h["msgs"][0]["prio"] == 1);

@@ -1,13 +1,14 @@
 # End-to-end tests: the real engine binary in a child process, real
 # WebSockets on 127.0.0.1, real LMDB in a temp dir.
 add_library(imengine_test_support STATIC support/engine_process.cpp support/cluster.cpp
-  support/http_client.cpp)
+  support/http_client.cpp support/https_client.cpp support/pki.cpp)
 target_include_directories(imengine_test_support PUBLIC ${PROJECT_SOURCE_DIR})
-target_link_libraries(imengine_test_support PUBLIC imengine_net nlohmann_json::nlohmann_json)
+target_link_libraries(imengine_test_support PUBLIC imengine_net nlohmann_json::nlohmann_json
+  OpenSSL::SSL)
 target_compile_definitions(imengine_test_support PRIVATE IMENGINE_BINARY="$<TARGET_FILE:imengine>")
 
 foreach(name session dm bad_input heartbeat crash read_state groups rooms supervision api convs ops
-    amend mentions torture storage net_hardening)
+    amend mentions torture storage net_hardening tls)
   imengine_test(integration_${name}_test
     SOURCES integration_${name}_test.cpp
     LIBS imengine_test_support imengine_core)

@@ -10,6 +10,7 @@
 #include "engine/api_auth.hpp"
 #include "engine/cluster.hpp"
 #include "engine/node/cluster_tls.hpp"
+#include "net/server.hpp"
 
 #ifndef IMENGINE_VERSION
 #define IMENGINE_VERSION "unknown"
@@ -143,6 +144,8 @@ cli_config::cli_config() {
     .add(e.metrics_token_file, "metrics-token-file", "as --metrics-token, read from this file")
     .add(e.metrics_require_token, "metrics-require-token",
          "loopback peers too need --metrics-token for /metrics and /cluster (local proxy)")
+    .add(e.tls_cert, "tls-cert", "PEM certificate chain: the port serves wss:// and https://")
+    .add(e.tls_key, "tls-key", "PEM private key of --tls-cert")
     .add(e.dedupe_ttl, "dedupe-ttl", "seconds a cmid is remembered at least")
     .add(e.map_size_mb, "map-size-mb", "LMDB map size in MiB")
     .add(e.io_threads, "io-threads", "network threads")
@@ -249,6 +252,12 @@ std::string check_flags(engine_config& e) {
                                  "--metrics-token-file");
       !problem.empty())
     return problem;
+  if (e.tls_cert.empty() != e.tls_key.empty())
+    return e.tls_cert.empty() ? "--tls-key needs --tls-cert" : "--tls-cert needs --tls-key";
+  if (!e.tls_cert.empty())
+    if (auto problem = net::check_tls(e.tls_cert, e.tls_key))
+      return (problem->in_key ? "--tls-key " + e.tls_key : "--tls-cert " + e.tls_cert) + ": "
+             + problem->why;
   if (e.max_conns < 1)
     return "--max-conns must be at least 1";
   if (e.handshake_timeout_ms < 10)

@@ -26,11 +26,11 @@ std::string joined(const std::vector<std::string>& xs) {
 void log_summary(const imengine::engine_config& e, uint16_t port) {
   spdlog::info("imengine {} node {}: data {}, auth {}, sync {}, listening on {}:{}",
                imengine::engine_version(), e.node, e.data, e.auth, e.sync, e.host, port);
-  spdlog::info("cluster peers: {}{}; plugins: {}; server API: {}",
+  spdlog::info("cluster peers: {}{}; plugins: {}; server API: {}; client TLS: {}",
                e.peers.empty() ? "none" : e.peers,
                e.peers.empty() ? "" : e.cluster_tls() ? " (links over TLS)" : " (plain links)",
                joined(e.plugins),
-               e.api_key.empty() ? "off" : "on");
+               e.api_key.empty() ? "off" : "on", e.tls_cert.empty() ? "off" : e.tls_cert);
   if (e.auth == "none")
     spdlog::warn("--auth=none: any client may log in as any user{}",
                  e.insecure ? " (--insecure: also from the network)" : "");
@@ -90,7 +90,8 @@ int main(int argc, char** argv) {
     auto port = n.start();
     log_summary(cfg.engine, port);
     // Tests and scripts wait for this line.
-    std::cout << "imengine listening on ws://" << cfg.engine.host << ":" << port << "/ws"
+    std::cout << "imengine listening on " << (cfg.engine.tls_cert.empty() ? "ws" : "wss")
+              << "://" << cfg.engine.host << ":" << port << "/ws"
               << std::endl;
     int sig = 0;
     sigwait(&stop_signals, &sig);

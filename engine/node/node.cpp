@@ -14,6 +14,7 @@
 #include "actors/node_actors.hpp"
 #include "actors/shrink.hpp"
 #include "engine/api_auth.hpp"
+#include "engine/metrics.hpp"
 #include "engine/node/cli.hpp"
 #include "engine/node/memory.hpp"
 #include "engine/node/process_metrics.hpp"
@@ -132,6 +133,8 @@ uint16_t node::start() {
   opts.handshake_timeout = std::chrono::milliseconds(d.cfg.handshake_timeout_ms);
   opts.allowed_origins = d.cfg.allowed_origins;
   opts.metrics_loopback = !d.cfg.metrics_require_token;
+  opts.tls_cert = d.cfg.tls_cert;
+  opts.tls_key = d.cfg.tls_key;
   net::http_handlers http;
   auto* stats = d.actors->context().metrics;
   http.refused = [stats](refusal r) { stats->count_refused(r); };
@@ -142,6 +145,13 @@ uint16_t node::start() {
     };
   http.metrics = [&d] {
     auto out = d.actors->render_metrics();
+    auto queues = d.server->queued_frames();   // the server answers: it exists
+    render_gauge(out, "imengine_ws_queued_frames",
+                 "frames accepted for open WebSockets and not yet written",
+                 static_cast<double>(queues.frames));
+    render_gauge(out, "imengine_ws_queue_longest",
+                 "the most frames queued on one WebSocket",
+                 static_cast<double>(queues.longest));
     render_process_metrics(out, engine_version());
     render_heap_metrics(out);
     return out;

@@ -68,11 +68,13 @@ void engine_process::start() {
   // Read stdout until the listening line, with a deadline.
   std::string buf;
   auto deadline = std::chrono::steady_clock::now() + 20s;
-  const std::string marker = "listening on ws://127.0.0.1:";
+  const std::string marker = "://127.0.0.1:";   // after "listening on ws" or "wss"
   while (true) {
-    auto pos = buf.find(marker);
+    auto line = buf.find("listening on ");
+    auto pos = line == std::string::npos ? line : buf.find(marker, line);
     if (pos != std::string::npos && buf.find('\n', pos) != std::string::npos) {
       port_ = static_cast<uint16_t>(std::stoi(buf.substr(pos + marker.size())));
+      tls_ = buf.compare(line, 16, "listening on wss") == 0;
       break;
     }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -140,6 +142,9 @@ void engine_process::kill9() {
 }
 
 std::unique_ptr<net::ws_client> engine_process::connect() {
+  if (tls_)
+    return std::make_unique<net::ws_client>("127.0.0.1", port_, "/ws",
+                                            net::ws_client::tls_options{});
   return std::make_unique<net::ws_client>("127.0.0.1", port_);
 }
 

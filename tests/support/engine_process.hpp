@@ -33,6 +33,9 @@ public:
   void restart();
 
   uint16_t port() const { return port_; }
+  // Whether it serves TLS (--tls-cert): connect() and login() use wss://
+  // then, accepting its certificate unchecked.
+  bool tls() const { return tls_; }
   const std::string& data_dir() const { return data_dir_; }
   const std::vector<std::string>& args() const { return args_; }
   bool running();
@@ -58,6 +61,7 @@ private:
   int pid_ = -1;
   uint16_t port_ = 0;
   uint64_t file_limit_ = 0;
+  bool tls_ = false;
 };
 
 // Plain HTTP GET on 127.0.0.1; returns (status, body).

@@ -43,6 +43,8 @@ public:
   // True once the server closed the connection (within the timeout).
   bool closed_by_server();
 
+  int fd() const { return fd_; }   // for a TLS session over this connection
+
 private:
   void send_all(const std::string& bytes);
   http_response read_response();
