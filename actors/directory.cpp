@@ -4,6 +4,7 @@
 
 #include "actors/conversation.hpp"
 #include "actors/node_context.hpp"
+#include "actors/shrink.hpp"
 #include "actors/user.hpp"
 #include "engine/cluster.hpp"
 
@@ -13,12 +14,23 @@ directory::directory(caf::actor_system& sys, const node_context* ctx)
   : sys_(sys), ctx_(ctx) {
 }
 
+template <class Map, class Iter>
+void directory::erase_from(Map& map, Iter i) {
+  map.erase(i);
+  shrink_if_sparse(map);
+}
+
 bool directory::may_restart(const std::string& key) {
   auto now = std::chrono::steady_clock::now();
+  auto old = [&](auto t) { return now - t > restart_window; };
+  // Crashes are rare: sweep every history on each, so that keys that
+  // crashed once are not remembered forever.
+  for (auto i = restarts_.begin(); i != restarts_.end();) {
+    auto& times = i->second;
+    times.erase(std::remove_if(times.begin(), times.end(), old), times.end());
+    i = times.empty() ? restarts_.erase(i) : std::next(i);
+  }
   auto& times = restarts_[key];
-  times.erase(std::remove_if(times.begin(), times.end(),
-                             [&](auto t) { return now - t > restart_window; }),
-              times.end());
   if (times.size() >= max_restarts)
     return false;
   times.push_back(now);
@@ -44,7 +56,7 @@ Handle directory::find_or_spawn(std::unordered_map<std::string, Handle>& map,
     {
       std::lock_guard<std::recursive_mutex> guard(mtx_);
       if (auto i = map.find(key); i != map.end() && i->second.address() == addr)
-        map.erase(i);
+        erase_from(map, i);
       auto crashed = reason && reason != caf::exit_reason::user_shutdown;
       if (crashed && on_crash && !closed_ && may_restart(key))
         again = on_crash;
@@ -62,7 +74,7 @@ bool directory::retire_in(std::unordered_map<std::string, Handle>& map, const st
   auto i = map.find(key);
   if (i == map.end() || i->second.address() != addr)
     return false;
-  map.erase(i);
+  erase_from(map, i);
   return true;
 }
 
@@ -89,7 +101,7 @@ void directory::remember_in(std::unordered_map<std::string, Handle>& map, const 
   h->attach_functor([this, &map, key, addr] {
     std::lock_guard<std::recursive_mutex> guard(mtx_);
     if (auto i = map.find(key); i != map.end() && i->second.address() == addr)
-      map.erase(i);
+      erase_from(map, i);
   });
 }
 
@@ -190,6 +202,12 @@ std::vector<std::pair<std::string, reader_actor>> directory::readers() const {
     out.emplace_back(name, i == peers_.end() ? reader_actor{} : i->second.reader);
   }
   return out;
+}
+
+directory::table_sizes directory::sizes() const {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  return {users_.size(), convs_.size(), remote_users_.size(), remote_convs_.size(),
+          restarts_.size()};
 }
 
 std::vector<caf::actor_addr> directory::all() const {

@@ -72,6 +72,14 @@ public:
   // down has an invalid handle.
   std::vector<std::pair<std::string, reader_actor>> readers() const;
 
+  // How many entries each table holds (for /metrics): after the users and
+  // conversations of a storm are gone, all back to where they were.
+  struct table_sizes {
+    size_t users = 0, conversations = 0, remote_users = 0, remote_conversations = 0,
+           restart_histories = 0;
+  };
+  table_sizes sizes() const;
+
   // Every live local user and conversation actor (for shutdown).
   std::vector<caf::actor_addr> all() const;
   // Every live local conversation actor (to resync a peer's fanout).
@@ -95,6 +103,8 @@ private:
   void remember_in(std::unordered_map<std::string, Handle>& map, const std::string& key,
                    const Handle& h);
   bool may_restart(const std::string& key);
+  template <class Map, class Iter>
+  static void erase_from(Map& map, Iter i);   // and shrink_if_sparse
 
   caf::actor_system& sys_;
   const node_context* ctx_;
@@ -107,7 +117,7 @@ private:
   std::unordered_map<std::string, conversation_actor> remote_convs_;
   std::unordered_map<std::string, peer_link> peers_;   // up peers
   bool closed_ = false;
-  // key -> recent restart times
+  // key -> restart times within restart_window; none kept longer
   std::unordered_map<std::string, std::vector<std::chrono::steady_clock::time_point>> restarts_;
 };
 

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "actors/route.hpp"
+#include "actors/shrink.hpp"
 #include "engine/frame_writer.hpp"
 
 namespace imengine {
@@ -145,9 +146,12 @@ fanout_actor::behavior_type fanout_fun(self_ptr self, const node_context* ctx) {
       if (conns.empty()) {
         st.online.erase(i);
         user_online(self, u->second, false);
+        shrink_if_sparse(st.online);
       }
     }
     st.user_of.erase(u);
+    shrink_if_sparse(st.user_of);
+    ctx->metrics->fanout_users = static_cast<int64_t>(st.online.size());
   });
   return {
     [=](online_atom, std::string& user, local_conn& conn) {
@@ -155,8 +159,10 @@ fanout_actor::behavior_type fanout_fun(self_ptr self, const node_context* ctx) {
       self->state.user_of.emplace(conn.actor.address(), user);
       auto& conns = self->state.online[user];
       conns.push_back(std::move(conn));
-      if (conns.size() == 1)
+      if (conns.size() == 1) {
         user_online(self, user, true);
+        ctx->metrics->fanout_users = static_cast<int64_t>(self->state.online.size());
+      }
     },
     [=](members_atom, std::string& conv, std::vector<std::string>& added,
         std::vector<std::string>& removed, bool reset) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 #include <caf/io/all.hpp>
 #include <caf/openssl/manager.hpp>
@@ -118,6 +119,16 @@ std::string node_actors::render_metrics() const {
                static_cast<double>(lmdb.map_bytes));
   render_gauge(out, "imengine_lmdb_used_bytes", "LMDB pages in use, in bytes.",
                static_cast<double>(lmdb.used_bytes));
+  auto tables = dir_->sizes();
+  out += "# HELP imengine_directory_entries Entries in the directory's tables, by table.\n"
+         "# TYPE imengine_directory_entries gauge\n";
+  for (auto [table, n] : {std::pair{"users", tables.users},
+                          std::pair{"conversations", tables.conversations},
+                          std::pair{"remote_users", tables.remote_users},
+                          std::pair{"remote_conversations", tables.remote_conversations},
+                          std::pair{"restart_histories", tables.restart_histories}})
+    out += std::string("imengine_directory_entries{table=\"") + table + "\"} "
+           + std::to_string(n) + "\n";
   if (plugins_)
     plugins_->registry().render(out);
   return out;

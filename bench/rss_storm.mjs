@@ -37,6 +37,15 @@ const metric = async name => {
   const line = text.split('\n').find(l => l.startsWith(name + ' '));
   return line ? Number(line.split(' ')[1]) : NaN;
 };
+// The allocator's view, in MiB: live allocations / held free in its page
+// heap / in its thread and central caches.
+const heapMiB = async () => {
+  const m = async n => Math.round((await metric(n)) / 1048576 * 10) / 10;
+  return `heap live ${await m('imengine_heap_allocated_bytes')}, free ${await m('imengine_heap_free_bytes')},`
+         + ` cached: thread ${await m('imengine_heap_cached_bytes{cache="thread"}')}`
+         + ` central ${await m('imengine_heap_cached_bytes{cache="central"}')}`
+         + ` transfer ${await m('imengine_heap_cached_bytes{cache="transfer"}')}`;
+};
 const until = async (cond, ms, what) => {
   const end = Date.now() + ms;
   while (!(await cond())) {
@@ -81,13 +90,13 @@ await new Promise(r => setTimeout(r, 2000));
 console.log(`bystander before the storm: ${await rttReport()}`);
 
 const baseline = rssMiB();
-console.log(`baseline RSS ${baseline} MiB`);
+console.log(`baseline RSS ${baseline} MiB; ${await heapMiB()}`);
 for (let w = 0; w < Number(waves); ++w) {
   const socks = [];
   for (let i = 0; i < Number(perWave); i += 200)   // 200 logins in flight at a time
     socks.push(...await Promise.all(Array.from({ length: Math.min(200, Number(perWave) - i) },
                                                (_, k) => login(`storm${w}x${i + k}`))));
-  const peak = rssMiB();
+  const peak = `${rssMiB()}; ${await heapMiB()}`;
   for (const s of socks) s.close();
   await until(async () => (await metric('imengine_connections_open')) <= 1, 30000, 'connections closed');
   console.log(`wave ${w + 1}: ${socks.length} users, RSS at peak ${peak} MiB, after close ${rssMiB()} MiB;`
@@ -97,7 +106,8 @@ for (let w = 0; w < Number(waves); ++w) {
 await until(async () => (await metric('imengine_user_actors')) <= 2, 60000, 'user actors stopped');
 const settled = rssMiB();
 await new Promise(r => setTimeout(r, 6000));   // one release period of the engine (5 s)
-console.log(`user actors stopped: RSS ${settled} MiB; after the next release ${rssMiB()} MiB (baseline ${baseline})`);
+console.log(`user actors stopped: RSS ${settled} MiB; after the next release ${rssMiB()} MiB,`
+            + ` ${await heapMiB()} (baseline ${baseline})`);
 bystander.postMessage('stop');
 await new Promise(r => bystander.once('message', r));
 await bystander.terminate();

@@ -133,6 +133,8 @@ std::string metrics::render() const {
   sample(out, "imengine_user_actors", "Live user actors on this node.", "gauge", user_actors);
   sample(out, "imengine_conversation_actors", "Live conversation actors on this node.", "gauge",
          conversation_actors);
+  sample(out, "imengine_fanout_online_users",
+         "Users with a live connection in this node's fanout table.", "gauge", fanout_users);
   sample(out, "imengine_storage_queue", "Write jobs waiting for their commit.", "gauge",
          writer_queue);
   idle_stops.render(out, "imengine_idle_stops_total", "Actors stopped because idle, by kind.");

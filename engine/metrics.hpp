@@ -102,6 +102,7 @@ struct metrics {
   labeled_counter idle_stops{"actor", {"user", "conversation"}, false};
   std::atomic<int64_t> user_actors{0};          // gauge: live local user actors
   std::atomic<int64_t> conversation_actors{0};  // gauge: live local conversation actors
+  std::atomic<int64_t> fanout_users{0};         // gauge: users in the fanout's online table
   std::atomic<int64_t> writer_queue{0};         // gauge: write jobs not yet committed
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> commit_errors{0};

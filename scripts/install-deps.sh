@@ -7,7 +7,8 @@ set -euo pipefail
 # their certificates with.
 pkgs=(build-essential cmake pkg-config ccache
       libboost-dev libcaf-dev libcaf-openssl0.17 liblmdb-dev libmsgpack-cxx-dev doctest-dev
-      nlohmann-json3-dev libspdlog-dev libssl-dev openssl libgoogle-perftools-dev)
+      nlohmann-json3-dev libspdlog-dev libssl-dev openssl libgoogle-perftools-dev
+      libjemalloc-dev)   # for -DIMENGINE_JEMALLOC=ON
 # Node runs the JS client's tests (they need Node >= 20; older ones skip).
 command -v node >/dev/null || pkgs+=(nodejs)
 # --browser: Chromium too, for the browser end-to-end test (tests/e2e).

@@ -5,7 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <optional>
 #include <set>
+#include <thread>
 
 #include "tests/support/engine_process.hpp"
 
@@ -188,4 +190,58 @@ TEST_CASE("idle conversation actors stop and come back with seq, dedupe and memb
   CHECK(bob->wait_for(body_is("again"), 10000ms)["seq"] == 3);
   auto carol = engine.login("carol", "phone");
   CHECK(carol->request(send_frame("g:team", "x", "intruder"))["code"] == "forbidden");
+}
+
+TEST_CASE("users that came and went leave nothing behind once their actors stopped") {
+  temp_dir dir;
+  engine_process engine(dir.str(), {"--actor-idle-s=1"});
+  // What the node keeps per user or conversation it knows of.
+  const std::vector<std::string> tables{
+    "imengine_connections_open", "imengine_user_actors", "imengine_conversation_actors",
+    "imengine_fanout_online_users", "imengine_directory_entries{table=\"users\"}",
+    "imengine_directory_entries{table=\"conversations\"}",
+    "imengine_directory_entries{table=\"remote_users\"}",
+    "imengine_directory_entries{table=\"remote_conversations\"}",
+    "imengine_directory_entries{table=\"restart_histories\"}"};
+  auto sizes = [&] {
+    auto text = http_get(engine.port(), "/metrics").second;
+    std::map<std::string, std::optional<uint64_t>> out;
+    for (const auto& t : tables)
+      out[t] = metric(text, t);
+    return out;
+  };
+  auto baseline = sizes();
+  for (const auto& [table, n] : baseline)
+    REQUIRE_MESSAGE(n.has_value(), table);
+  // Polls until every table is back at the baseline, or the deadline.
+  auto back_to_baseline = [&] {
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (sizes() != baseline && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(50ms);
+    return sizes();
+  };
+  // Two rounds of distinct users: each pair shares a dm (a conversation
+  // actor, an inbox copy, an ack), each watches its peer's presence.
+  for (int round = 0; round < 2; ++round) {
+    {
+      std::vector<std::unique_ptr<imengine::net::ws_client>> clients;
+      for (int i = 0; i < 30; ++i) {
+        auto a = "r" + std::to_string(round) + "a" + std::to_string(i);
+        auto b = "r" + std::to_string(round) + "b" + std::to_string(i);
+        clients.push_back(engine.login(a, "d"));
+        clients.push_back(engine.login(b, "d"));
+        auto& ca = *clients[clients.size() - 2];
+        auto& cb = *clients.back();
+        REQUIRE(ca.request(send_frame("dm:" + a + ":" + b, "c", "hi"))["seq"] == 1);
+        auto push = cb.wait_for(is_push(1), 10000ms);
+        cb.send({{"t", "ack"}, {"iseq", push["iseq"]}});
+        ca.send({{"t", "presence_sub"}, {"users", {b}}});
+        CHECK(ca.wait_for(is_type("presence"))["online"] == true);
+      }
+      CHECK(wait_metric(engine.port(), "imengine_fanout_online_users 60\n"));
+    }   // all 60 leave
+    auto after = back_to_baseline();
+    for (const auto& [table, n] : baseline)
+      CHECK_MESSAGE(after[table] == n, table);
+  }
 }

@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 
 namespace imengine {
@@ -12,7 +13,11 @@ namespace imengine {
 // tcmalloc keeps freed pages for reuse, so a storm of connections that
 // has gone leaves the RSS at its peak; every `period` this asks the
 // allocator to release what it holds free, when `shrank` says the node
-// got smaller since the last look (fewer connections or actors).
+// got smaller since the last look (fewer connections or actors), or when
+// tcmalloc's page heap holds over 4 MiB free (freed after the last
+// release). With tcmalloc it also caps the threads' caches at 8 MiB in
+// all. What tcmalloc keeps in its central and transfer caches of small
+// objects no call of gperftools gives back (docs/BENCHMARKS.md).
 class memory_releaser {
 public:
   memory_releaser(std::chrono::milliseconds period, std::function<bool()> shrank);
@@ -20,7 +25,7 @@ public:
   memory_releaser(const memory_releaser&) = delete;
   memory_releaser& operator=(const memory_releaser&) = delete;
 
-  // Releases now (also without tcmalloc: glibc's malloc_trim).
+  // Releases now (jemalloc: purges every arena; glibc: malloc_trim).
   static void release();
 
 private:
@@ -29,5 +34,9 @@ private:
   bool stop_ = false;
   std::thread thread_;
 };
+
+// Appends the allocator's figures as gauges: bytes in live allocations and
+// bytes it holds free (mapped, so in the RSS), to tell a leak from a cache.
+void render_heap_metrics(std::string& out);
 
 } // namespace imengine

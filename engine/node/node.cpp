@@ -12,6 +12,7 @@
 #include "actors/connection.hpp"
 #include "actors/messages.hpp"
 #include "actors/node_actors.hpp"
+#include "actors/shrink.hpp"
 #include "engine/api_auth.hpp"
 #include "engine/metrics.hpp"
 #include "engine/node/cli.hpp"
@@ -89,6 +90,7 @@ struct node::impl {
     return std::make_shared<connection_bridge>(conn, [this](const connection_actor& c) {
       std::lock_guard<std::mutex> guard(conns_mtx);
       conns.erase(c.address());
+      shrink_if_sparse(conns);
       conns_gone.notify_all();
     });
   }
@@ -151,6 +153,7 @@ uint16_t node::start() {
                  "the most frames queued on one WebSocket",
                  static_cast<double>(queues.longest));
     render_process_metrics(out, engine_version());
+    render_heap_metrics(out);
     return out;
   };
   http.cluster = [&d] {
