@@ -284,16 +284,24 @@ api_actor::behavior_type api_fun(self_ptr self, const node_context* ctx) {
   };
 }
 
+namespace {
+
+// A short-lived actor per request: the answer comes back as a response to
+// it, and net/ gets it through `done`. Its state comes as spawn arguments:
+// a function actor without any makes CAF 0.17 bind a reference to a null
+// tuple (undefined behaviour, UBSan reports it).
+void api_call_fun(caf::event_based_actor* self, api_actor api, api_request req,
+                  std::function<void(api_response)> done) {
+  self->request(api, bridge_timeout, http_atom::value, std::move(req))
+    .then([done](api_response& r) { done(std::move(r)); },
+          [done](caf::error& e) { done(api_error(to_failure(e))); });
+}
+
+} // namespace
+
 void call_api(caf::actor_system& sys, const api_actor& api, api_request req,
               std::function<void(api_response)> done) {
-  // A short-lived actor per request: the answer comes back as a response
-  // to it, and net/ gets it through `done`.
-  sys.spawn([api, req = std::move(req), done = std::move(done)](
-              caf::event_based_actor* self) mutable {
-    self->request(api, bridge_timeout, http_atom::value, std::move(req))
-      .then([done](api_response& r) { done(std::move(r)); },
-            [done](caf::error& e) { done(api_error(to_failure(e))); });
-  });
+  sys.spawn(api_call_fun, api, std::move(req), std::move(done));
 }
 
 } // namespace imengine

@@ -14,6 +14,11 @@ directory::directory(caf::actor_system& sys, const node_context* ctx)
   : sys_(sys), ctx_(ctx) {
 }
 
+directory::~directory() {
+  std::lock_guard<std::recursive_mutex> guard(mtx_);
+  life_->alive = false;
+}
+
 template <class Map, class Iter>
 void directory::erase_from(Map& map, Iter i) {
   map.erase(i);
@@ -51,18 +56,16 @@ Handle directory::find_or_spawn(std::unordered_map<std::string, Handle>& map,
   // Forget the handle once the actor is gone, unless a newer one took its
   // place already; after a crash, maybe start a new one right away.
   auto addr = h.address();
-  h->attach_functor([this, &map, key, addr, on_crash](const caf::error& reason) {
-    std::function<void()> again;
-    {
-      std::lock_guard<std::recursive_mutex> guard(mtx_);
-      if (auto i = map.find(key); i != map.end() && i->second.address() == addr)
-        erase_from(map, i);
-      auto crashed = reason && reason != caf::exit_reason::user_shutdown;
-      if (crashed && on_crash && !closed_ && may_restart(key))
-        again = on_crash;
-    }
-    if (again)
-      again();
+  // The respawn runs under the lock too, so the directory outlives it.
+  h->attach_functor([this, life = life_, &map, key, addr, on_crash](const caf::error& reason) {
+    std::lock_guard<std::recursive_mutex> guard(life->mtx);
+    if (!life->alive)
+      return;
+    if (auto i = map.find(key); i != map.end() && i->second.address() == addr)
+      erase_from(map, i);
+    auto crashed = reason && reason != caf::exit_reason::user_shutdown;
+    if (crashed && on_crash && !closed_ && may_restart(key))
+      on_crash();
   });
   return h;
 }
@@ -98,8 +101,10 @@ void directory::remember_in(std::unordered_map<std::string, Handle>& map, const 
   i->second = h;
   // The proxy dies with its actor or with the link to its node.
   auto addr = h.address();
-  h->attach_functor([this, &map, key, addr] {
-    std::lock_guard<std::recursive_mutex> guard(mtx_);
+  h->attach_functor([this, life = life_, &map, key, addr] {
+    std::lock_guard<std::recursive_mutex> guard(life->mtx);
+    if (!life->alive)
+      return;
     if (auto i = map.find(key); i != map.end() && i->second.address() == addr)
       erase_from(map, i);
   });

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -36,6 +37,7 @@ struct peer_link {
 class directory {
 public:
   directory(caf::actor_system& sys, const node_context* ctx);
+  ~directory();   // waits for an exit functor that is running; later ones do nothing
 
   // This node's own name, and the owner of a user or conversation.
   const std::string& self() const;
@@ -108,9 +110,17 @@ private:
 
   caf::actor_system& sys_;
   const node_context* ctx_;
-  // Recursive: attaching to an actor that is already gone runs the functor
-  // at once, on the thread that holds the lock.
-  mutable std::recursive_mutex mtx_;
+  // What the exit functors attached to actors hold: they may run after the
+  // directory is gone (CAF counts an actor done before its attachables
+  // ran, so await_all_actors_done does not wait for them).
+  struct lifeline {
+    // Recursive: attaching to an actor that is already gone runs the
+    // functor at once, on the thread that holds the lock.
+    std::recursive_mutex mtx;
+    bool alive = true;
+  };
+  std::shared_ptr<lifeline> life_ = std::make_shared<lifeline>();
+  std::recursive_mutex& mtx_ = life_->mtx;
   std::unordered_map<std::string, user_actor> users_;
   std::unordered_map<std::string, conversation_actor> convs_;
   std::unordered_map<std::string, user_actor> remote_users_;
