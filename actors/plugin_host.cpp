@@ -272,7 +272,7 @@ bot_engine_fun(plugin::engine_actor::stateful_pointer<bot_engine_state> self,
       if (reserved_user(m.as_user))
         return make_error(errc::forbidden, m.as_user + " is reserved for the server");
       send_item item{std::move(m.cmid), std::move(m.type), std::move(m.body),
-                     m.ex == "{}" ? std::string{} : std::move(m.ex), 0};
+                     m.ex == "{}" ? std::string{} : std::move(m.ex), 0, {}};   // bot_message has no mentions
       auto rp = self->make_response_promise<plugin::bot_ack>();
       self->request(ctx->api, std::chrono::seconds(30), send_atom::value, m.as_user, m.conv,
                     std::move(item))
