@@ -23,8 +23,8 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMENGINE_TCMALLOC=O
 units=(tests/engine_*_test.cpp tests/storage_*_test.cpp)
 filter='^(engine|storage)_'
 if [ "${1:-}" != "--unit" ]; then
-  units+=(tests/actors_*_test.cpp tests/net_*_test.cpp)
-  filter='^(engine|storage|actors|net)_'
+  units+=(tests/actors_*_test.cpp tests/net_*_test.cpp tests/node_*_test.cpp)
+  filter='^(engine|storage|actors|net|node)_'
 fi
 targets=()
 for f in "${units[@]}"; do

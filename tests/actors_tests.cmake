@@ -4,3 +4,6 @@ imengine_test(actors_conversation_test SOURCES actors_conversation_test.cpp LIBS
 imengine_test(actors_wire_types_test SOURCES actors_wire_types_test.cpp LIBS imengine_actors)
 # the connection actor with a recording frame sink (what is sent after a close)
 imengine_test(actors_connection_test SOURCES actors_connection_test.cpp LIBS imengine_actors)
+# the command line's defaults that depend on the machine (engine/node/cli.cpp)
+imengine_test(node_cli_test SOURCES node_cli_test.cpp ../engine/node/cli.cpp
+  ../engine/node/cluster_tls.cpp LIBS imengine_actors imengine_net OpenSSL::SSL)

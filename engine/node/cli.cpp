@@ -6,6 +6,7 @@
 
 #include <caf/config_option.hpp>
 #include <caf/config_option_adder.hpp>
+#include <caf/settings.hpp>
 
 #include "engine/api_auth.hpp"
 #include "engine/cluster.hpp"
@@ -222,6 +223,14 @@ std::string help_text(const cli_config& cfg) {
   out << "\nCAF's options (scheduler, logging, middleman, ...): imengine --long-help\n"
       << "Every flag, with examples: docs/OPERATIONS.md\n";
   return out.str();
+}
+
+void default_worker_count(cli_config& cfg, unsigned cores) {
+  if (caf::get_if(&cfg.content, "scheduler.max-threads"))
+    return;
+  size_t io = cfg.engine.io_threads;
+  size_t workers = cores > io + 1 ? cores - io : 1;
+  caf::put(cfg.content, "scheduler.max-threads", workers);
 }
 
 bool is_loopback_host(const std::string& host) {

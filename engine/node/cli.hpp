@@ -40,6 +40,13 @@ std::string help_text(const cli_config& cfg);
 // which main prints before exiting with 2.
 std::string check_flags(engine_config& e);
 
+// Unless the flags or the config file set scheduler.max-threads: one CAF
+// worker per core the io threads leave, at least one. CAF's default (one
+// per core) put a second worker on a 2-core box that the io thread, the
+// writer and CAF's clock also need, and the hand-offs between them cost
+// more than the parallelism gave (docs/BENCHMARKS.md, "CAF workers").
+void default_worker_count(cli_config& cfg, unsigned cores);
+
 // Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
 bool is_loopback_host(const std::string& host);
 

@@ -5,6 +5,8 @@
 #include <csignal>
 #include <iostream>
 
+#include <thread>
+
 #include <caf/all.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -23,9 +25,12 @@ std::string joined(const std::vector<std::string>& xs) {
 }
 
 // One line an operator reads first: what this node is and how it runs.
-void log_summary(const imengine::engine_config& e, uint16_t port) {
-  spdlog::info("imengine {} node {}: data {}, auth {}, sync {}, listening on {}:{}",
-               imengine::engine_version(), e.node, e.data, e.auth, e.sync, e.host, port);
+void log_summary(const imengine::cli_config& cfg, uint16_t port) {
+  const auto& e = cfg.engine;
+  spdlog::info("imengine {} node {}: data {}, auth {}, sync {}, listening on {}:{}, "
+               "{} io thread(s), {} CAF worker(s)",
+               imengine::engine_version(), e.node, e.data, e.auth, e.sync, e.host, port,
+               e.io_threads, caf::get_or(cfg.content, "scheduler.max-threads", size_t{0}));
   spdlog::info("cluster peers: {}{}; plugins: {}; server API: {}; client TLS: {}",
                e.peers.empty() ? "none" : e.peers,
                e.peers.empty() ? "" : e.cluster_tls() ? " (links over TLS)" : " (plain links)",
@@ -84,11 +89,12 @@ int main(int argc, char** argv) {
     std::cerr << "imengine: " << problem << "\n";
     return 2;
   }
+  imengine::default_worker_count(cfg, std::thread::hardware_concurrency());
   spdlog::set_level(spdlog::level::from_str(cfg.engine.log_level));
   try {
     imengine::node n(cfg, cfg.engine);
     auto port = n.start();
-    log_summary(cfg.engine, port);
+    log_summary(cfg, port);
     // Tests and scripts wait for this line.
     std::cout << "imengine listening on " << (cfg.engine.tls_cert.empty() ? "ws" : "wss")
               << "://" << cfg.engine.host << ":" << port << "/ws"
