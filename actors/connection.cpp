@@ -404,6 +404,46 @@ bool within_rate(self_ptr self, size_t n, origin o) {
   return true;
 }
 
+// ---- deadlines of sends to this node's conversations
+
+// Starts waiting for a local send's answer; its number, for settle_send.
+uint64_t await_send(self_ptr self, const origin& o) {
+  auto& st = self->state;
+  auto timeout = std::chrono::milliseconds(st.ctx->cfg.send_timeout_ms);
+  auto id = ++st.last_send;
+  st.sends.emplace_hint(st.sends.end(), id,
+                        connection_state::send_wait{std::chrono::steady_clock::now() + timeout,
+                                                    o.req, o.enc});
+  if (!st.send_timer_armed) {
+    st.send_timer_armed = true;
+    self->delayed_send(self, timeout, send_deadline_atom::value);
+  }
+  return id;
+}
+
+// Whether send `id`'s answer is still awaited (0: CAF's clock keeps its
+// deadline); false once on_send_deadline answered it.
+bool settle_send(self_ptr self, uint64_t id) {
+  return id == 0 || self->state.sends.erase(id) > 0;
+}
+
+// Answers the sends past their deadline as CAF's timeout would have.
+void on_send_deadline(self_ptr self) {
+  auto& st = self->state;
+  st.send_timer_armed = false;
+  auto now = std::chrono::steady_clock::now();
+  while (!st.sends.empty() && st.sends.begin()->second.deadline <= now) {
+    auto w = st.sends.begin()->second;
+    st.sends.erase(st.sends.begin());
+    reply_error(self, w.req, to_failure(caf::sec::request_timeout), w.enc);
+    answered(self);
+  }
+  if (!st.sends.empty()) {
+    st.send_timer_armed = true;
+    self->delayed_send(self, st.sends.begin()->second.deadline - now, send_deadline_atom::value);
+  }
+}
+
 void send_items(self_ptr self, const std::string& conv, std::vector<send_item> items,
                 bool batch, origin o) {
   if (!within_rate(self, items.size(), o))
@@ -421,19 +461,30 @@ void send_items(self_ptr self, const std::string& conv, std::vector<send_item> i
     auto& st = self->state;
     auto start = std::chrono::steady_clock::now();
     ++st.in_flight;
-    ask(self, st.ctx, h, send_timeout, send_atom::value, st.user, st.device, std::move(items))
-      .then(
-        [=](send_ack& a) {
-          observe_request(self, self->state.ctx, h, start);
-          acked(a);
-          std::chrono::duration<double> took = std::chrono::steady_clock::now() - o.arrived;
-          self->state.ctx->metrics->ack_seconds.observe(took.count());
-          answered(self);
-        },
-        [=](const caf::error& e) {
-          reply_error(self, o.req, to_failure(e), o.enc);
-          answered(self);
-        });
+    // On this node the deadline is ours (await_send); across nodes CAF's
+    // clock keeps it (remote_timeout), as for every other request.
+    uint64_t id = h && h.node() == self->node() ? await_send(self, o) : 0;
+    auto ok = [=](send_ack& a) {
+      if (!settle_send(self, id))
+        return;   // answered `unavailable` at its deadline
+      observe_request(self, self->state.ctx, h, start);
+      acked(a);
+      std::chrono::duration<double> took = std::chrono::steady_clock::now() - o.arrived;
+      self->state.ctx->metrics->ack_seconds.observe(took.count());
+      answered(self);
+    };
+    auto failed = [=](const caf::error& e) {
+      if (!settle_send(self, id))
+        return;
+      reply_error(self, o.req, to_failure(e), o.enc);
+      answered(self);
+    };
+    if (id != 0)
+      self->request(h, caf::infinite, send_atom::value, st.user, st.device, std::move(items))
+        .then(ok, failed);
+    else
+      ask(self, st.ctx, h, send_timeout, send_atom::value, st.user, st.device, std::move(items))
+        .then(ok, failed);
   });
 }
 
@@ -935,6 +986,7 @@ connection_actor::behavior_type connection_fun(self_ptr self, const node_context
     [=](rejoin_atom) { on_rejoin(self); },
     [=](token_expiry_atom) { on_token_expiry(self); },
     [=](drain_atom) { on_drain(self); },
+    [=](send_deadline_atom) { on_send_deadline(self); },
     [=](auth_deadline_atom) {
       if (!self->state.authed)
         close_with(self, 4000, "not authenticated within 10 s");

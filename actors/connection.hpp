@@ -35,6 +35,18 @@ struct connection_state {
   // answered (its ack queued before the close), the socket closes 1001.
   unsigned in_flight = 0;
   bool draining = false;
+  // Sends to conversations on this node waiting for their answer, by
+  // number, with their deadline: kept here, not by CAF's clock (an entry
+  // per request there is a lock, two tree updates and a wake-up of the
+  // clock's thread). Numbers grow with deadlines: the first expires first.
+  struct send_wait {
+    std::chrono::steady_clock::time_point deadline;
+    req_id req;
+    encoding enc;
+  };
+  std::map<uint64_t, send_wait> sends;
+  uint64_t last_send = 0;
+  bool send_timer_armed = false;
   // --rate-msgs token bucket: messages it may send now, refilled with time.
   double rate_tokens = 0;
   std::chrono::steady_clock::time_point rate_at{};

@@ -852,6 +852,8 @@ conversation_actor::behavior_type conversation_fun(self_ptr self, const node_con
   return {
     [=](send_atom, std::string& user, std::string& device, std::vector<send_item>& items) {
       count_received(self, self->state.ctx);
+      if (ctx->cfg.fault_injection && ctx->stall_next_send.exchange(false))
+        return caf::result<send_ack>{self->make_response_promise<send_ack>()};   // dropped
       return handle_send(self, user, device, items);
     },
     [=](group_atom, group_op op, std::string& actor,

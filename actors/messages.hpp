@@ -68,6 +68,7 @@ using conv_atom = caf::atom_constant<caf::atom("conv")>;            // the actor
 using resync_atom = caf::atom_constant<caf::atom("resync")>;        // a fanout (re)joined
 using rejoin_atom = caf::atom_constant<caf::atom("rejoin")>;        // retry what a node's death broke
 using auth_deadline_atom = caf::atom_constant<caf::atom("authdline")>; // no auth in time: close
+using send_deadline_atom = caf::atom_constant<caf::atom("senddline")>; // sends unanswered in time
 using sharing_atom = caf::atom_constant<caf::atom("sharing")>;      // who shares a conversation
 using drain_atom = caf::atom_constant<caf::atom("drain")>;          // stopping: answer, then close
 using token_expiry_atom = caf::atom_constant<caf::atom("tokenexp")>; // the session's token expired
@@ -165,6 +166,7 @@ using connection_actor = caf::typed_actor<
   caf::reacts_to<notify_atom>,                                     // own timer
   caf::reacts_to<rejoin_atom>,                                     // own timer
   caf::reacts_to<auth_deadline_atom>,                              // own timer
+  caf::reacts_to<send_deadline_atom>,                              // own timer
   caf::reacts_to<token_expiry_atom>,                               // own timer
   caf::reacts_to<drain_atom>>;                                     // from the node: stopping
 

@@ -36,6 +36,8 @@ struct node_context {
   // Fault injection (tests, with cfg.fault_injection): the next register
   // at any user actor is refused, as by an inbox that cannot take it.
   mutable std::atomic<bool> refuse_next_register{false};
+  // ... and the next send a conversation takes is never answered.
+  mutable std::atomic<bool> stall_next_send{false};
 };
 
 // How long a user or conversation actor waits without a message before it

@@ -50,6 +50,9 @@ struct engine_config {
   uint32_t slow_queue = 256;      // queued frames above which room pushes become notify
   uint32_t recall_window = 120;   // seconds a sender may recall or edit its message
   bool fault_injection = false;   // serves `_crash` frames (tests only)
+  // How long a connection waits for its conversation to answer a send
+  // before it answers `unavailable` (no flag: tests shorten it).
+  uint32_t send_timeout_ms = 30000;
   // The server API (docs/API.md): off while both are empty. main() reads
   // api_key_file into api_key.
   std::string api_key;

@@ -71,8 +71,9 @@ struct fixture {
   caf::actor_system* sys = nullptr;
   node_context* ctx = nullptr;
 
-  fixture() {
+  explicit fixture(uint32_t send_timeout_ms = 30000) {
     engine_config c;
+    c.send_timeout_ms = send_timeout_ms;
     c.data = dir.path.string();
     c.sync = "none";
     c.map_size_mb = 64;
@@ -125,4 +126,47 @@ TEST_CASE("a connection whose inbox does not take it back closes with 1011 and s
   for (size_t i = first_close + 1; i < calls.size(); ++i)
     FAIL_CHECK("after the 1011 close: " << (calls[i].is_close ? "close " + std::to_string(calls[i].code)
                                                                : "send " + calls[i].data));
+}
+
+TEST_CASE("a send its conversation never answers gets unavailable at the deadline; the next works") {
+  fixture f(300);
+  auto sink = std::make_shared<recording_sink>();
+  auto conn = f.sys->spawn(connection_fun, f.ctx, std::shared_ptr<frame_sink>(sink));
+  frame(conn, R"({"t":"auth","req":1,"user":"alice","device":"phone"})");
+  REQUIRE(sink->wait_for([](auto& c) { return c.data.find("auth_ok") != std::string::npos; }));
+  auto answer_to = [&](int req) {
+    return [req](const recording_sink::call& c) {
+      return c.data.find("\"req\":" + std::to_string(req) + ",") != std::string::npos
+             || c.data.find("\"req\":" + std::to_string(req) + "}") != std::string::npos;
+    };
+  };
+  f.ctx->stall_next_send = true;
+  frame(conn, R"({"t":"send","req":2,"conv":"dm:alice:bob","cmid":"c1","body":"lost"})");
+  REQUIRE(sink->wait_for(answer_to(2)));
+  // Then the same cmid again and a new one: both stored and acked, once.
+  frame(conn, R"({"t":"send","req":3,"conv":"dm:alice:bob","cmid":"c1","body":"again"})");
+  frame(conn, R"({"t":"send","req":4,"conv":"dm:alice:bob","cmid":"c2","body":"next"})");
+  REQUIRE(sink->wait_for(answer_to(4)));
+  std::string first, again, next;
+  for (const auto& c : sink->calls()) {
+    if (answer_to(2)(c))
+      first = c.data;
+    if (answer_to(3)(c))
+      again = c.data;
+    if (answer_to(4)(c))
+      next = c.data;
+  }
+  CAPTURE(first);
+  CAPTURE(again);
+  CAPTURE(next);
+  CHECK(first.find("\"t\":\"error\"") != std::string::npos);
+  CHECK(first.find("\"code\":\"unavailable\"") != std::string::npos);
+  CHECK(again.find("\"t\":\"ack\"") != std::string::npos);
+  CHECK(again.find("\"seq\":1") != std::string::npos);
+  CHECK(next.find("\"seq\":2") != std::string::npos);
+  // One answer per request: the late half of nothing arrives later.
+  size_t answers = 0;
+  for (const auto& c : sink->calls())
+    answers += answer_to(2)(c) ? 1 : 0;
+  CHECK(answers == 1);
 }
