@@ -229,7 +229,7 @@ void default_worker_count(cli_config& cfg, unsigned cores) {
   if (caf::get_if(&cfg.content, "scheduler.max-threads"))
     return;
   size_t io = cfg.engine.io_threads;
-  size_t workers = cores > io + 1 ? cores - io : 1;
+  size_t workers = cores > io ? cores - io : 1;
   caf::put(cfg.content, "scheduler.max-threads", workers);
 }
 

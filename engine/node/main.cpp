@@ -4,7 +4,6 @@
 
 #include <csignal>
 #include <iostream>
-
 #include <thread>
 
 #include <caf/all.hpp>
