@@ -83,6 +83,7 @@ ws_session<Stream>::~ws_session() {
 template <class Stream>
 void ws_session<Stream>::run(http::request<http::string_body> req) {
   shared_->add(shared_from_this(), strand_, backlog_);
+  ws_.next_layer().keep_alive(weak_from_this());
   websocket::stream_base::timeout t{};
   t.handshake_timeout = std::chrono::seconds(10);   // also bounds the closing handshake
   // Beast pings after half the idle time and fails the stream when the
@@ -156,35 +157,44 @@ void ws_session<Stream>::enqueue(frame_bytes data, bool binary) {
 
 template <class Stream>
 void ws_session<Stream>::drop_queue() {
-  // The frame being written stays: its completion handler pops it.
-  size_t keep = writing_ ? 1 : 0;
-  if (queue_.size() > keep) {
-    backlog_->fetch_sub(queue_.size() - keep);
-    queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(keep), queue_.end());
-  }
+  // Frames already in the gather layer are being written; these are not.
+  backlog_->fetch_sub(queue_.size());
+  queue_.clear();
 }
 
 template <class Stream>
 void ws_session<Stream>::do_write() {
+  // After the peer's close frame nothing more may be written (RFC 6455 5.5.1).
+  if (!ws_.is_open()) {
+    drop_queue();
+    return;
+  }
+  // Everything queued (up to a bound) leaves in one socket write.
+  constexpr size_t batch_bytes = 64 * 1024;
+  auto& out = ws_.next_layer();
+  size_t frames = 0;
+  while (!queue_.empty() && out.pending() < batch_bytes) {
+    out.append_frame(*queue_.front().first, queue_.front().second);
+    queue_.pop_front();
+    ++frames;
+  }
+  backlog_->fetch_sub(frames);
   writing_ = true;
-  auto& front = queue_.front();
-  ws_.binary(front.second);
-  ws_.async_write(asio::buffer(*front.first),
-                  beast::bind_front_handler(&ws_session<Stream>::on_write, me()));
+  out.async_flush(beast::bind_front_handler(&ws_session<Stream>::on_write, me()));
 }
 
 template <class Stream>
-void ws_session<Stream>::on_write(beast::error_code ec, std::size_t) {
+void ws_session<Stream>::on_write(beast::error_code ec) {
   writing_ = false;
-  queue_.pop_front();
-  backlog_->fetch_sub(1);
   if (ec) {
     fail(ec, "ws write");
     return finish();
   }
   if (!queue_.empty())
     return do_write();
-  queue_.shrink_to_fit();   // drained: an idle connection keeps no queue memory
+  // Drained: an idle connection keeps no queue or write-buffer memory.
+  queue_.shrink_to_fit();
+  ws_.next_layer().release_buffers();
   if (closing_)
     do_close();
 }

@@ -18,6 +18,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
+#include "net/gather_stream.hpp"
 #include "net/server.hpp"
 
 namespace imengine::net {
@@ -52,7 +53,8 @@ public:
 };
 
 // One WebSocket connection, on its own strand: reads frames into its
-// frame_handler, writes queued frames one at a time, closes with a code.
+// frame_handler, writes what is queued in one socket write per batch
+// (gather_stream), closes with a code.
 template <class Stream>
 class ws_session : public ws_conn {
 public:
@@ -76,12 +78,12 @@ private:
   void do_read();
   void on_read(beast::error_code ec, std::size_t bytes);
   void do_write();
-  void on_write(beast::error_code ec, std::size_t bytes);
+  void on_write(beast::error_code ec);
   void do_close();
   void drop_queue();
   void finish();   // once: unregister, drop the queue, on_close
 
-  websocket::stream<Stream> ws_;
+  websocket::stream<gather_stream<Stream>> ws_;
   std::shared_ptr<server_shared> shared_;
   // Our strand, shared weakly with the sinks (see server_shared.hpp).
   std::shared_ptr<const asio::any_io_executor> strand_;
