@@ -32,7 +32,6 @@ namespace {
 
 using self_ptr = conversation_actor::stateful_pointer<conversation_state>;
 
-constexpr auto fanout_timeout = std::chrono::seconds(30);   // remote: route.hpp's bound
 constexpr auto first_retry = std::chrono::milliseconds(1000);
 constexpr auto max_retry = std::chrono::milliseconds(16000);
 
@@ -84,7 +83,7 @@ void fanout_confirmed(self_ptr self, uint64_t round, uint64_t seq) {
   if (round != st.round)
     return;
   auto i = st.outstanding.find(seq);
-  if (i == st.outstanding.end() || (i->second > 0 && --i->second > 0))
+  if (i == st.outstanding.end() || (i->second.left > 0 && --i->second.left > 0))
     return;
   st.outstanding.erase(i);
   auto done = st.outstanding.empty() ? st.committed : st.outstanding.begin()->first - 1;
@@ -130,12 +129,40 @@ void notify_offline(self_ptr self, const std::string& user, const message& m) {
     observe(self, slot, plugin::offline_atom::value, user, ev);
 }
 
+// The fan-out's deadline on this node: the oldest copy still unconfirmed
+// after fanout_timeout_ms fails its round (a retry from the watermark).
+// One timer while copies are outstanding, not a CAF clock entry per copy.
+void arm_fanout_deadline(self_ptr self, std::chrono::steady_clock::duration after) {
+  auto& st = self->state;
+  if (st.fanout_timer_armed)
+    return;
+  st.fanout_timer_armed = true;
+  self->delayed_send(self, std::chrono::duration_cast<std::chrono::milliseconds>(after),
+                     fanout_deadline_atom::value);
+}
+
+void on_fanout_deadline(self_ptr self) {
+  auto& st = self->state;
+  st.fanout_timer_armed = false;
+  if (st.outstanding.empty())
+    return;
+  // Rounds send in seq order, so the lowest seq waits longest.
+  auto timeout = std::chrono::milliseconds(st.ctx->cfg.fanout_timeout_ms);
+  auto waited = std::chrono::steady_clock::now() - st.outstanding.begin()->second.since;
+  if (waited >= timeout)
+    fanout_failed(self, st.round);
+  else
+    arm_fanout_deadline(self, timeout - waited);
+}
+
 // Copies one committed message into every member's inbox. Members receive
 // a conversation's messages in seq order: requests to one actor are
 // delivered in the order they were sent.
 void start_fanout(self_ptr self, const message& m, const std::vector<std::string>& audience) {
   auto& st = self->state;
-  st.outstanding[m.seq] = audience.size();
+  st.outstanding[m.seq] = {audience.size(), std::chrono::steady_clock::now()};
+  if (!audience.empty())
+    arm_fanout_deadline(self, std::chrono::milliseconds(st.ctx->cfg.fanout_timeout_ms));
   auto round = st.round;
   auto seq = m.seq;
   if (audience.empty())
@@ -144,7 +171,7 @@ void start_fanout(self_ptr self, const message& m, const std::vector<std::string
     with_user(
       self, st.ctx, &st.inboxes, member,
       [=](const user_actor& inbox) {
-        ask(self, self->state.ctx, inbox, fanout_timeout, deliver_atom::value, m)
+        ask_watched(self, self->state.ctx, inbox, deliver_atom::value, m)
           .then([=](bool offline) {
                   if (offline)
                     notify_offline(self, member, m);
@@ -168,8 +195,8 @@ void tell_mentioned(self_ptr self, const message& m) {
     with_user(
       self, st.ctx, &st.inboxes, user,
       [=](const user_actor& inbox) {
-        ask(self, self->state.ctx, inbox, fanout_timeout, mention_atom::value, m.conv, m.seq,
-            m.from)
+        // An inbox here answers at once: no deadline to keep.
+        ask_watched(self, self->state.ctx, inbox, mention_atom::value, m.conv, m.seq, m.from)
           .then([=](bool offline) {
                   if (offline)
                     notify_offline(self, user, m);
@@ -872,6 +899,7 @@ conversation_actor::behavior_type conversation_fun(self_ptr self, const node_con
       count_received(self, self->state.ctx);
       return handle_amend(self, op, user, device, seq, body);
     },
+    [=](fanout_deadline_atom) { on_fanout_deadline(self); },
     [=](refanout_atom) {
       self->state.fanout_retry_scheduled = false;
       refanout(self);

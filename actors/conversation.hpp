@@ -49,7 +49,14 @@ struct conversation_state {
   // ones its messages go to (membership goes to every node).
   std::unordered_set<caf::actor_addr> interested;
   uint64_t round = 0;              // replies of older rounds are ignored
-  std::map<uint64_t, size_t> outstanding;   // seq -> copies not yet confirmed
+  // Copies of a seq not yet confirmed, and since when. Copies to this
+  // node's inboxes have no CAF timeout: one timer checks the oldest.
+  struct copies {
+    size_t left = 0;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::map<uint64_t, copies> outstanding;
+  bool fanout_timer_armed = false;
   // Replies owed to requesters, answered after their commit. If the actor
   // dies first (a crash), the destructor tells them to resend.
   uint64_t last_reply = 0;

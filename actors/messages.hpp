@@ -69,6 +69,7 @@ using resync_atom = caf::atom_constant<caf::atom("resync")>;        // a fanout 
 using rejoin_atom = caf::atom_constant<caf::atom("rejoin")>;        // retry what a node's death broke
 using auth_deadline_atom = caf::atom_constant<caf::atom("authdline")>; // no auth in time: close
 using send_deadline_atom = caf::atom_constant<caf::atom("senddline")>; // sends unanswered in time
+using fanout_deadline_atom = caf::atom_constant<caf::atom("fandline")>; // copies unconfirmed in time
 using sharing_atom = caf::atom_constant<caf::atom("sharing")>;      // who shares a conversation
 using drain_atom = caf::atom_constant<caf::atom("drain")>;          // stopping: answer, then close
 using token_expiry_atom = caf::atom_constant<caf::atom("tokenexp")>; // the session's token expired
@@ -232,6 +233,7 @@ using conversation_actor = caf::typed_actor<
   caf::replies_to<amend_atom, amend_op, std::string, std::string, uint64_t, std::string>::with<send_ack>,
   caf::replies_to<typing_atom, std::string>::with<ok_atom>,          // user
   caf::reacts_to<refanout_atom>,                                     // own timer
+  caf::reacts_to<fanout_deadline_atom>,                              // own timer
   caf::reacts_to<resync_atom, fanout_actor>,                         // a node's fanout came up
   caf::reacts_to<interest_atom, fanout_actor, bool>>;                // it has members online
 

@@ -38,6 +38,8 @@ struct node_context {
   mutable std::atomic<bool> refuse_next_register{false};
   // ... and the next send a conversation takes is never answered.
   mutable std::atomic<bool> stall_next_send{false};
+  // ... and the next copy an inbox is given is dropped unanswered.
+  mutable std::atomic<bool> drop_next_deliver{false};
 };
 
 // How long a user or conversation actor waits without a message before it

@@ -88,6 +88,18 @@ auto ask(Self* self, const node_context* ctx, const Handle& h, Duration local, T
   return self->request(h, timeout, std::forward<Ts>(xs)...);
 }
 
+// A request whose deadline the caller keeps itself while `h` is on this
+// node (no CAF clock entry: one per request is a measurable share of a
+// message's CPU); remote_timeout across nodes, as for ask.
+template <class Self, class Handle, class... Ts>
+auto ask_watched(Self* self, const node_context* ctx, const Handle& h, Ts&&... xs) {
+  count_send(self, ctx, h);
+  caf::duration timeout = caf::infinite;
+  if (h && h.node() != self->node())
+    timeout = caf::duration{remote_timeout};
+  return self->request(h, timeout, std::forward<Ts>(xs)...);
+}
+
 // An actor's lookups of remote handles still on their way, by key. Work
 // for a key whose lookup is pending waits behind it, in order: a handle
 // another actor made known meanwhile must not let later work overtake

@@ -254,6 +254,8 @@ user_actor::behavior_type user_fun(self_ptr self, const node_context* ctx, std::
     },
     [=](deliver_atom, message& m) {
       count_received(self, self->state.ctx);
+      if (ctx->cfg.fault_injection && ctx->drop_next_deliver.exchange(false))
+        return caf::result<bool>{self->make_response_promise<bool>()};   // dropped
       return handle_deliver(self, m);
     },
     [=](sync_atom, uint64_t after, uint32_t limit) { return inbox_after(self, after, limit); },

@@ -53,6 +53,9 @@ struct engine_config {
   // How long a connection waits for its conversation to answer a send
   // before it answers `unavailable` (no flag: tests shorten it).
   uint32_t send_timeout_ms = 30000;
+  // How long a conversation waits for an inbox on this node to confirm a
+  // copy before it resends from its watermark (no flag: tests shorten it).
+  uint32_t fanout_timeout_ms = 30000;
   // The server API (docs/API.md): off while both are empty. main() reads
   // api_key_file into api_key.
   std::string api_key;

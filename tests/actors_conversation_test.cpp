@@ -35,11 +35,14 @@ struct fixture {
   node_context* ctx = nullptr;
   directory* dir_ = nullptr;
 
+  engine_config extra;   // what a test changes
+
   fixture() { open(); }
+  explicit fixture(engine_config c) : extra(std::move(c)) { open(); }
   ~fixture() { close(); }
 
   void open() {
-    engine_config c;
+    engine_config c = extra;
     c.data = dir.path.string();
     c.sync = "none";
     c.map_size_mb = 64;
@@ -164,6 +167,32 @@ TEST_CASE("a fan-out cut short by a crash is finished when the conversation star
   if (!a)
     FAIL("send failed");
   CHECK(a->first_seq == 4);
+}
+
+TEST_CASE("a copy an inbox here never confirms is sent again after the fan-out deadline") {
+  engine_config c;
+  c.fault_injection = true;
+  c.fanout_timeout_ms = 200;
+  fixture f(c);
+  f.ctx->drop_next_deliver = true;   // the first inbox given the copy drops it
+  auto a = f.send("dm:alice:bob", "alice", {item("c1", "m")});
+  if (!a)
+    FAIL("send failed: " << caf::to_string(a.error()));
+  CHECK(f.wait_inbox("alice", 1) == 1);
+  CHECK(f.wait_inbox("bob", 1) == 1);
+  CHECK_FALSE(f.ctx->drop_next_deliver.load());   // the fault did happen
+  // The retry resent from the watermark: one copy each, the watermark moved.
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until) {
+    auto t = f.store->read();
+    if (f.store->conv(t, "dm:alice:bob")->fanout_seq == 1)
+      break;
+    std::this_thread::sleep_for(5ms);   // poll interval
+  }
+  auto t = f.store->read();
+  CHECK(f.store->conv(t, "dm:alice:bob")->fanout_seq == 1);
+  CHECK(f.store->user(t, "alice").last_iseq == 1);
+  CHECK(f.store->user(t, "bob").last_iseq == 1);
 }
 
 TEST_CASE("the writer commits a batch and fails only the job whose check fails") {
