@@ -14,42 +14,54 @@ namespace {
 
 // ---- decoding ---------------------------------------------------------------
 
-// Deeper frames are refused before building a DOM: nlohmann's msgpack reader,
-// dump(), to_msgpack() and copies all recurse, so a 64 KiB frame of nested
-// arrays could otherwise exhaust an actor thread's stack.
+// Deeper frames are refused as the parse reaches that depth: nlohmann's
+// msgpack reader, dump(), to_msgpack() and copies all recurse, so a 64 KiB
+// frame of nested arrays could otherwise exhaust an actor thread's stack.
 constexpr size_t max_depth = 64;
 
-// A SAX consumer that builds nothing and only checks the nesting depth.
-struct depth_check {
-  size_t depth = 0;
-  bool too_deep = false;
+// nlohmann's own DOM builder, fed through a depth check: one pass over
+// the bytes builds the object and refuses a frame nested too deep before
+// any of that depth exists.
+class depth_checked_dom {
+public:
+  explicit depth_checked_dom(json& out) : dom_(out, false) {}
 
+  bool too_deep() const { return too_deep_; }
+
+  bool null() { return dom_.null(); }
+  bool boolean(bool v) { return dom_.boolean(v); }
+  bool number_integer(json::number_integer_t v) { return dom_.number_integer(v); }
+  bool number_unsigned(json::number_unsigned_t v) { return dom_.number_unsigned(v); }
+  bool number_float(json::number_float_t v, const json::string_t& s) {
+    return dom_.number_float(v, s);
+  }
+  bool string(json::string_t& v) { return dom_.string(v); }
+  bool binary(json::binary_t& v) { return dom_.binary(v); }
+  bool start_object(size_t n) { return enter() && dom_.start_object(n); }
+  bool key(json::string_t& k) { return dom_.key(k); }
+  bool end_object() { return leave() && dom_.end_object(); }
+  bool start_array(size_t n) { return enter() && dom_.start_array(n); }
+  bool end_array() { return leave() && dom_.end_array(); }
+  bool parse_error(size_t pos, const std::string& token, const nlohmann::detail::exception& e) {
+    return dom_.parse_error(pos, token, e);
+  }
+
+private:
   bool enter() {
-    if (++depth > max_depth) {
-      too_deep = true;
+    if (++depth_ > max_depth) {
+      too_deep_ = true;
       return false;
     }
     return true;
   }
   bool leave() {
-    --depth;
+    --depth_;
     return true;
   }
-  bool null() { return true; }
-  bool boolean(bool) { return true; }
-  bool number_integer(json::number_integer_t) { return true; }
-  bool number_unsigned(json::number_unsigned_t) { return true; }
-  bool number_float(json::number_float_t, const json::string_t&) { return true; }
-  bool string(json::string_t&) { return true; }
-  bool binary(json::binary_t&) { return true; }
-  bool start_object(size_t) { return enter(); }
-  bool key(json::string_t&) { return true; }
-  bool end_object() { return leave(); }
-  bool start_array(size_t) { return enter(); }
-  bool end_array() { return leave(); }
-  bool parse_error(size_t, const std::string&, const nlohmann::detail::exception&) {
-    return false;
-  }
+
+  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  size_t depth_ = 0;
+  bool too_deep_ = false;
 };
 
 failure bad(std::string msg) {
@@ -59,18 +71,16 @@ failure bad(std::string msg) {
 // Parses without throwing; nullopt when the bytes are no valid document.
 std::optional<json> parse_bytes(std::string_view data, encoding enc, std::string& why) {
   try {
-    depth_check guard;
+    json doc;
+    depth_checked_dom sax(doc);
     auto fmt = enc == encoding::json ? json::input_format_t::json
                                      : json::input_format_t::msgpack;
-    if (!json::sax_parse(data.begin(), data.end(), &guard, fmt)) {
-      why = guard.too_deep ? "nested deeper than " + std::to_string(max_depth) + " levels"
-            : enc == encoding::json ? "not valid JSON"
-                                    : "not valid msgpack";
-      return std::nullopt;
-    }
-    if (enc == encoding::json)
-      return json::parse(data.begin(), data.end());
-    return json::from_msgpack(data.begin(), data.end());
+    if (json::sax_parse(data.begin(), data.end(), &sax, fmt))
+      return doc;
+    why = sax.too_deep() ? "nested deeper than " + std::to_string(max_depth) + " levels"
+          : enc == encoding::json ? "not valid JSON"
+                                  : "not valid msgpack";
+    return std::nullopt;
   } catch (const std::exception&) {
     why = enc == encoding::json ? "not valid JSON" : "not valid msgpack";
     return std::nullopt;
