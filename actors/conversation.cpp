@@ -167,14 +167,16 @@ void start_fanout(self_ptr self, const message& m, const std::vector<std::string
   auto seq = m.seq;
   if (audience.empty())
     fanout_confirmed(self, round, seq);   // nobody to copy to: done at once
+  // The callbacks share one copy; each request carries its own.
+  auto held = std::make_shared<const message>(m);
   for (const auto& member : audience) {
     with_user(
       self, st.ctx, &st.inboxes, member,
       [=](const user_actor& inbox) {
-        ask_watched(self, self->state.ctx, inbox, deliver_atom::value, m)
+        ask_watched(self, self->state.ctx, inbox, deliver_atom::value, *held)
           .then([=](bool offline) {
                   if (offline)
-                    notify_offline(self, member, m);
+                    notify_offline(self, member, *held);
                   fanout_confirmed(self, round, seq);
                 },
                 [=](caf::error&) { fanout_failed(self, round); });

@@ -36,13 +36,17 @@ uint64_t& accepted_seq(self_ptr self, const std::string& conv) {
 // Appends `m` with the next iseq; answers `rp` after the commit (true
 // when the user has no device online: the conversation's offline hook)
 // and then pushes it to every device.
-void append(self_ptr self, const message& m, caf::typed_response_promise<bool> rp) {
+void append(self_ptr self, message& m, caf::typed_response_promise<bool> rp) {
   auto& st = self->state;
   accepted_seq(self, m.conv) = m.seq;
   auto iseq = ++st.assigned;
   auto epoch = st.epoch;
-  write_job job{[user = st.user, iseq, m](storage::store& s, storage::txn& t) {
-    return s.append_inbox(t, user, iseq, {m});
+  // The copy moves from the request into the one vector the job and the
+  // pushes share.
+  auto copies = std::make_shared<std::vector<message>>();
+  copies->push_back(std::move(m));
+  write_job job{[user = st.user, iseq, copies](storage::store& s, storage::txn& t) {
+    return s.append_inbox(t, user, iseq, *copies);
   }};
   self->request(st.ctx->writer, caf::infinite, std::move(job))
     .then(
@@ -52,7 +56,7 @@ void append(self_ptr self, const message& m, caf::typed_response_promise<bool> r
         st.ctx->metrics->inbox_appends++;
         rp.deliver(st.devices.empty());
         for (const auto& kv : st.devices)
-          tell(self, st.ctx, kv.second, push_atom::value, iseq, m);
+          tell(self, st.ctx, kv.second, push_atom::value, iseq, copies->front());
       },
       [=](caf::error& e) mutable {
         rp.deliver(e);
