@@ -215,16 +215,6 @@ directory::table_sizes directory::sizes() const {
           restarts_.size()};
 }
 
-std::vector<caf::actor_addr> directory::all() const {
-  std::lock_guard<std::recursive_mutex> guard(mtx_);
-  std::vector<caf::actor_addr> out;
-  for (auto& kv : users_)
-    out.push_back(kv.second.address());
-  for (auto& kv : convs_)
-    out.push_back(kv.second.address());
-  return out;
-}
-
 std::vector<conversation_actor> directory::conversations() const {
   std::lock_guard<std::recursive_mutex> guard(mtx_);
   std::vector<conversation_actor> out;
@@ -233,14 +223,20 @@ std::vector<conversation_actor> directory::conversations() const {
   return out;
 }
 
-void directory::close() {
+std::vector<caf::actor_addr> directory::close() {
   std::lock_guard<std::recursive_mutex> guard(mtx_);
   closed_ = true;
+  std::vector<caf::actor_addr> live;
+  for (auto& kv : users_)
+    live.push_back(kv.second.address());
+  for (auto& kv : convs_)
+    live.push_back(kv.second.address());
   users_.clear();
   convs_.clear();
   remote_users_.clear();
   remote_convs_.clear();
   peers_.clear();
+  return live;
 }
 
 } // namespace imengine

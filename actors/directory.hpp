@@ -82,14 +82,15 @@ public:
   };
   table_sizes sizes() const;
 
-  // Every live local user and conversation actor (for shutdown).
-  std::vector<caf::actor_addr> all() const;
   // Every live local conversation actor (to resync a peer's fanout).
   std::vector<conversation_actor> conversations() const;
 
-  // Forgets every handle; from now on lookups return an invalid handle
-  // (requests to it fail at once), so that nothing spawns during shutdown.
-  void close();
+  // Forgets every handle and returns the live local user and conversation
+  // actors it held, to be stopped; from now on lookups return an invalid
+  // handle (requests to it fail at once). One step, so that nothing spawns
+  // between the list and the close (a connection whose user actor stopped
+  // would otherwise start a new one that nobody stops).
+  std::vector<caf::actor_addr> close();
 
   static constexpr int max_restarts = 5;
   static constexpr auto restart_window = std::chrono::seconds(10);

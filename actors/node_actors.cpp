@@ -153,14 +153,13 @@ void node_actors::stop() {
   }
   if (node_)
     caf::anon_send_exit(node_, caf::exit_reason::user_shutdown);
-  for (auto& a : dir_->all())
+  for (auto& a : dir_->close())
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx_.fanout, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx_.reader, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctx_.api, caf::exit_reason::user_shutdown);
   // A normal message: the writer commits every job queued before it.
   caf::anon_send(ctx_.writer, stop_atom::value);
-  dir_->close();
   ctx_.writer = nullptr;
   ctx_.fanout = nullptr;
   ctx_.reader = nullptr;
