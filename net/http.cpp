@@ -207,7 +207,9 @@ void http_session<Stream>::upgrade(const request& req) {
     return refuse(http::status::service_unavailable, refusal::max_conns,
                   "too many connections\n", false);
   tcp().expires_never();   // the WebSocket keeps its own timeouts
-  std::make_shared<ws_session<Stream>>(std::move(stream_), shared_)->run(parser_->release());
+  using transport = ws_transport<Stream>;
+  std::make_shared<ws_session<typename transport::type>>(transport::take(stream_), shared_)
+    ->run(parser_->release());
 }
 
 // A request line the parser could not finish within the limit is a long

@@ -1,6 +1,7 @@
 #include "net/session.hpp"
 
 #include <chrono>
+#include <type_traits>
 
 #include <boost/asio/ssl/error.hpp>
 #include <spdlog/spdlog.h>
@@ -111,9 +112,25 @@ void ws_session<Stream>::on_accept(beast::error_code ec) {
   do_read();
 }
 
+// A connection waits for its next frame with a buffer this small, and
+// most client frames fit it whole; a longer one is read on to its end.
+// Beast prepares the buffer before the read waits, so an idle connection
+// holds this much (instead of Beast's 1.5 KiB read size).
+constexpr std::size_t first_read = 256;
+
 template <class Stream>
 void ws_session<Stream>::do_read() {
-  ws_.async_read(buffer_, beast::bind_front_handler(&ws_session<Stream>::on_read, me()));
+  frame_.clear();
+  frame_buf_.emplace(frame_);
+  ws_.async_read_some(*frame_buf_, first_read,
+                      beast::bind_front_handler(&ws_session<Stream>::on_first, me()));
+}
+
+template <class Stream>
+void ws_session<Stream>::on_first(beast::error_code ec, std::size_t bytes) {
+  if (ec || ws_.is_message_done())
+    return on_read(ec, bytes);
+  ws_.async_read(*frame_buf_, beast::bind_front_handler(&ws_session<Stream>::on_read, me()));
 }
 
 template <class Stream>
@@ -125,8 +142,8 @@ void ws_session<Stream>::on_read(beast::error_code ec, std::size_t) {
   // After a close was requested the connection is on its way out; what the
   // peer still sends has nowhere to go.
   if (handler_ && !closing_)
-    handler_->on_frame(beast::buffers_to_string(buffer_.data()), ws_.got_binary());
-  buffer_.consume(buffer_.size());
+    handler_->on_frame(std::move(frame_), ws_.got_binary());
+  frame_ = std::string{};   // a moved-from string may keep its memory
   do_read();
 }
 
@@ -227,7 +244,11 @@ template <class Stream>
 void ws_session<Stream>::abort() {
   finish();
   beast::error_code ec;
-  beast::get_lowest_layer(ws_).socket().close(ec);   // pending ops end as aborted
+  auto& lowest = beast::get_lowest_layer(ws_);
+  if constexpr (std::is_same_v<std::decay_t<decltype(lowest)>, tcp::socket>)
+    lowest.close(ec);   // pending ops end as aborted
+  else
+    lowest.socket().close(ec);
 }
 
 template <class Stream>
@@ -245,7 +266,7 @@ void ws_session<Stream>::finish() {
   handler_.reset();
 }
 
-template class ws_session<plain_stream>;
+template class ws_session<tcp::socket>;
 template class ws_session<tls_stream>;
 
 } // namespace imengine::net

@@ -34,6 +34,21 @@ using tcp = asio::ip::tcp;
 using plain_stream = beast::tcp_stream;
 using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 
+// What a WebSocket runs on once the HTTP session hands it over: a plain
+// connection on its socket alone (the websocket stream keeps its own
+// timeouts, and tcp_stream's would cost every idle connection ~0.5 KiB of
+// timers and a heavier pending read), a TLS one on its TLS stream.
+template <class Stream>
+struct ws_transport {
+  using type = Stream;
+  static Stream take(Stream& s) { return std::move(s); }
+};
+template <>
+struct ws_transport<plain_stream> {
+  using type = tcp::socket;
+  static tcp::socket take(plain_stream& s) { return s.release_socket(); }
+};
+
 struct server_shared;
 
 // Logs a failed operation, except the ones that only mean "closed".
@@ -76,6 +91,7 @@ private:
   }
   void on_accept(beast::error_code ec);
   void do_read();
+  void on_first(beast::error_code ec, std::size_t bytes);   // the first bytes of a frame
   void on_read(beast::error_code ec, std::size_t bytes);
   void do_write();
   void on_write(beast::error_code ec);
@@ -87,7 +103,11 @@ private:
   std::shared_ptr<server_shared> shared_;
   // Our strand, shared weakly with the sinks (see server_shared.hpp).
   std::shared_ptr<const asio::any_io_executor> strand_;
-  beast::flat_buffer buffer_;
+  // The frame being read, read straight into the string on_frame takes
+  // (moved out, so no copy and nothing held between frames).
+  std::string frame_;
+  std::optional<asio::dynamic_string_buffer<char, std::char_traits<char>, std::allocator<char>>>
+    frame_buf_;
   std::shared_ptr<frame_handler> handler_;
   std::shared_ptr<std::atomic<size_t>> backlog_;
   // boost's deque takes no memory while empty (std::deque holds 576 bytes
@@ -159,7 +179,7 @@ private:
   size_t drained_ = 0;
 };
 
-extern template class ws_session<plain_stream>;
+extern template class ws_session<tcp::socket>;
 extern template class ws_session<tls_stream>;
 extern template class http_session<plain_stream>;
 extern template class http_session<tls_stream>;

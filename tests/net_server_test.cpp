@@ -289,6 +289,33 @@ TEST_CASE("text and binary frames arrive in order with their flag, and echo back
   CHECK(*raw == json("not json"));
 }
 
+TEST_CASE("frames of every length around the session's first read arrive whole") {
+  // The session reads a frame's first 256 bytes, then the rest; the client
+  // splits a message longer than its 4 KiB write buffer into fragments.
+  test_server s;
+  auto c = s.connect();
+  auto conn = s.rec->conn(0);
+  REQUIRE(conn);
+  std::vector<std::pair<std::string, bool>> sent;
+  size_t i = 0;
+  for (size_t n : {0, 1, 255, 256, 257, 1535, 1536, 1537, 4097, 70000, 3}) {
+    std::string payload(n, static_cast<char>('a' + i % 26));
+    if (n > 0)
+      payload.back() = '!';   // a lost or extra tail shows
+    bool binary = i++ % 2 == 1;
+    sent.emplace_back(payload, binary);
+    binary ? c->send_binary(payload) : c->send_text(payload);
+  }
+  REQUIRE(s.rec->wait([&] { return conn->frames.size() >= sent.size(); }));
+  std::lock_guard<std::mutex> lock(s.rec->mtx);
+  REQUIRE(conn->frames.size() == sent.size());
+  for (size_t k = 0; k < sent.size(); ++k) {
+    CAPTURE(k);
+    CHECK(conn->frames[k].first.size() == sent[k].first.size());
+    CHECK(conn->frames[k] == sent[k]);
+  }
+}
+
 TEST_CASE("sink sends from foreign threads keep each thread's order") {
   imengine::net::server_options o;
   o.threads = 4;   // the session's strand, not a single io thread, orders them
