@@ -11,7 +11,7 @@ seconds="${1:-60}"; shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(frame_json frame_msgpack record jwt api)
 cmake -S . -B build-fuzz -DIMENGINE_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug \
-      -DCMAKE_CXX_COMPILER=clang++ -DIMENGINE_TCMALLOC=OFF >/dev/null
+      -DCMAKE_CXX_COMPILER=clang++ -DIMENGINE_ALLOCATOR=system >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
 for t in "${targets[@]}"; do
   mkdir -p "build-fuzz/corpus/$t"

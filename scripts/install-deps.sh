@@ -8,7 +8,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config ccache
       libboost-dev libcaf-dev libcaf-openssl0.17 liblmdb-dev libmsgpack-cxx-dev doctest-dev
       nlohmann-json3-dev libspdlog-dev libssl-dev openssl libgoogle-perftools-dev
-      libjemalloc-dev)   # for -DIMENGINE_JEMALLOC=ON
+      libjemalloc-dev)   # the default allocator (tcmalloc: -DIMENGINE_ALLOCATOR=tcmalloc)
 # Node runs the JS client's tests (they need Node >= 20; older ones skip).
 command -v node >/dev/null || pkgs+=(nodejs)
 # --browser: Chromium too, for the browser end-to-end test (tests/e2e).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test suite against an ASan+UBSan build (./build-asan, tcmalloc off:
+# The test suite against an ASan+UBSan build (./build-asan, system allocator:
 # the sanitizers bring their own allocator): the unit tests built with the
 # sanitizers, then the integration tests (the Release ones of ./build,
 # built by ./scripts/build.sh) driving the sanitized engine binary through
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 # -O1 -g1 (line tables only): what the reports need, at about half the
 # compile time of -O2 -g; asserts stay on.
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMENGINE_TCMALLOC=OFF \
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMENGINE_ALLOCATOR=system \
       -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
       -DCMAKE_CXX_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="$san" \
       -DCMAKE_SHARED_LINKER_FLAGS="$san" >/dev/null

@@ -19,6 +19,15 @@ endforeach()
 target_compile_definitions(integration_ops_test PRIVATE
   IMENGINE_EXAMPLE_CONFIG="${PROJECT_SOURCE_DIR}/examples/imengine.conf")
 
+# A storm of logins from imbench (the load generator) against the real
+# engine, and its memory after the storm.
+imengine_test(integration_memory_test
+  SOURCES integration_memory_test.cpp
+  LIBS imengine_test_support imengine_core)
+add_dependencies(integration_memory_test imengine imbench)
+target_compile_definitions(integration_memory_test PRIVATE
+  IMBENCH_BINARY="$<TARGET_FILE:imbench>")
+
 # A cluster of real engine processes (cluster_fixture): the same contract
 # across nodes, inter-node counters, a node killed and restarted.
 imengine_test(integration_cluster_test

@@ -54,6 +54,16 @@ constexpr size_t release_above = size_t{4} << 20;
 
 } // namespace
 
+const char* allocator_name() {
+#if defined(IMENGINE_WITH_TCMALLOC)
+  return "tcmalloc";
+#elif defined(IMENGINE_WITH_JEMALLOC)
+  return "jemalloc";
+#else
+  return "system";
+#endif
+}
+
 memory_releaser::memory_releaser(std::chrono::milliseconds period, std::function<bool()> shrank)
   : thread_([this, period, shrank = std::move(shrank)] {
       std::unique_lock<std::mutex> lock(mtx_);

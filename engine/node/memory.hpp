@@ -35,6 +35,10 @@ private:
   std::thread thread_;
 };
 
+// The allocator this binary was linked with: "jemalloc", "tcmalloc" or
+// "system" (glibc's, or a sanitizer's).
+const char* allocator_name();
+
 // Appends the allocator's figures as gauges: bytes in live allocations and
 // bytes it holds free (mapped, so in the RSS), to tell a leak from a cache.
 void render_heap_metrics(std::string& out);

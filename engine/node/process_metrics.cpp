@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/metrics.hpp"
+#include "engine/node/memory.hpp"
 
 namespace imengine {
 
@@ -81,9 +82,10 @@ void render_process_metrics(std::string& out, const std::string& version) {
   getrlimit(RLIMIT_NOFILE, &fds);
   render_gauge(out, "process_max_fds", "Maximum number of open file descriptors.",
                static_cast<double>(fds.rlim_cur));
-  out += "# HELP imengine_build_info The engine's version; always 1.\n"
+  out += "# HELP imengine_build_info The engine's version and allocator; always 1.\n"
          "# TYPE imengine_build_info gauge\n";
-  out += "imengine_build_info{version=\"" + version + "\"} 1\n";
+  out += "imengine_build_info{version=\"" + version + "\",allocator=\"" + allocator_name()
+         + "\"} 1\n";
 }
 
 } // namespace imengine

@@ -37,6 +37,7 @@ public:
   void restart();
 
   uint16_t port() const { return port_; }
+  int pid() const { return pid_; }
   // Whether it serves TLS (--tls-cert): connect() and login() use wss://
   // then, accepting its certificate unchecked.
   bool tls() const { return tls_; }
