@@ -9,14 +9,14 @@
 
 namespace imengine {
 
-// Gives the allocator's free memory back to the OS after load went away.
-// tcmalloc keeps freed pages for reuse, so a storm of connections that
-// has gone leaves the RSS at its peak; every `period` this asks the
-// allocator to release what it holds free, when `shrank` says the node
-// got smaller since the last look (fewer connections or actors), or when
-// tcmalloc's page heap holds over 4 MiB free (freed after the last
-// release). With tcmalloc it also caps the threads' caches at 8 MiB in
-// all. What tcmalloc keeps in its central and transfer caches of small
+// Gives the allocator's free memory back to the OS after load went away,
+// so that a storm of connections that has gone does not leave the RSS at
+// its peak. Every `period` it asks the allocator to release what it holds
+// free when `shrank` says the node got smaller since the last look (fewer
+// connections or actors), or when tcmalloc's page heap holds over 4 MiB
+// free. jemalloc (the default) also returns pages by itself, from its
+// background thread. With tcmalloc it caps the threads' caches at 8 MiB in
+// all; what tcmalloc keeps in its central and transfer caches of small
 // objects no call of gperftools gives back (docs/BENCHMARKS.md).
 class memory_releaser {
 public:
