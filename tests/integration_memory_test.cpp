@@ -47,14 +47,15 @@ std::string allocator_of(uint16_t port) {
 
 TEST_CASE("after a storm of logins from distinct users the engine's memory comes back") {
   temp_dir dir;
-  engine_process engine(dir.str(), {"--actor-idle-s=1", "--sync=none"});
-  auto users = [&] { return metric(engine.port(), "imengine_user_actors"); };
+  // warn: 6,000 login lines would fill the test log.
+  engine_process engine(dir.str(), {"--actor-idle-s=1", "--sync=none", "--log-level=warn"});
   // One small round first: what stays after any traffic (thread caches,
   // the LMDB reader slots, CAF's own tables) is part of the baseline.
   {
     auto a = engine.login("warm-a", "d");
     auto b = engine.login("warm-b", "d");
-    REQUIRE(a->request({{"t", "send"}, {"conv", "dm:warm-a:warm-b"}, {"cmid", "c"}, {"body", "hi"}})["seq"] == 1);
+    json send{{"t", "send"}, {"conv", "dm:warm-a:warm-b"}, {"cmid", "c"}, {"body", "hi"}};
+    REQUIRE(a->request(send)["seq"] == 1);
   }
   REQUIRE(wait_metric(engine.port(), "imengine_user_actors 0\n", 20000ms));
   auto base = anon_kib(engine.pid());
@@ -88,7 +89,6 @@ TEST_CASE("after a storm of logins from distinct users the engine's memory comes
 
   // Every user actor stops when idle...
   REQUIRE(wait_metric(engine.port(), "imengine_user_actors 0\n", 30000ms));
-  CHECK(users() == 0u);
   // ...and the allocator gives the memory back: at least 80 % of what the
   // storm added, within a deadline (jemalloc's background thread returns
   // pages after 1 s; the engine's releaser purges once the node shrank).
