@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -92,7 +93,7 @@ TEST_CASE("after a storm of logins from distinct users the engine's memory comes
   // ...and the allocator gives the memory back: at least 80 % of what the
   // storm added, within a deadline (jemalloc's background thread returns
   // pages after 1 s; the engine's releaser purges once the node shrank).
-  // tcmalloc keeps ~40 % of it in its small-object caches and fails this.
+  // tcmalloc keeps about half of it in its small-object caches and fails this.
   auto alloc = allocator_of(engine.port());
   if (alloc != "jemalloc") {
     MESSAGE("allocator " << alloc << ": memory return not checked (built for a sanitizer?)");
