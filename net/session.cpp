@@ -120,8 +120,7 @@ constexpr std::size_t first_read = 256;
 
 template <class Stream>
 void ws_session<Stream>::do_read() {
-  frame_.clear();
-  frame_buf_.emplace(frame_);
+  frame_buf_.emplace(frame_);   // frame_ is empty: on_read moved it out
   ws_.async_read_some(*frame_buf_, first_read,
                       beast::bind_front_handler(&ws_session<Stream>::on_first, me()));
 }
